@@ -1,0 +1,696 @@
+"""CelebA on disk -> a preprocessed uint8 cache -> fixed-shape Keras batches.
+
+What this module does:
+
+* reads a CelebA root in the official layout (``img_align_celeba/*.jpg``,
+  ``list_attr_celeba.txt``, optional ``list_eval_partition.txt``) or the Kaggle layout
+  (``list_attr_celeba.csv`` with an ``image_id`` column, ``list_eval_partition.csv``,
+  images possibly nested as ``img_align_celeba/img_align_celeba/``);
+* tolerates what real copies contain: a header count that disagrees with the rows, runs
+  of spaces, no final newline, label rows without an image, images without a label row,
+  images that do not decode. Those are skipped, counted and reported in one summary
+  line; what cannot be skipped (a malformed header or row) stops with ``DataError``
+  naming the file, the line and the fix;
+* crops and resizes every image once into a cache (``images.npy`` memory map, uint8,
+  plus ``manifest.json``), decoding in parallel on all cores, written atomically and
+  rebuilt when the source or the parameters change;
+* serves ``CelebaBatches``, a ``keras.utils.PyDataset`` of images in [-1, 1] and 0/1
+  attributes read from the memory map, so memory does not grow with the data set.
+
+The crop (``CROP``) is a square of 148/178 of the image width whose top-left corner is
+at (15/178 of the width, 40/218 of the height): the face region used by most CelebA
+GANs, scaled to each image's own size so that a half-resolution copy crops the same
+region. It is not where the synthetic faces are drawn (synth_faces.py) nor where the
+models live (dcgan.py).
+
+Command line: ``python dataset.py prepare|info|synth --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from multiprocessing import Pool
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from attributes import ATTRIBUTES
+from quiet_keras import keras
+
+PROJECT_DIR = Path(__file__).resolve().parent
+DEFAULT_CELEBA_DIR = PROJECT_DIR / "data" / "celeba"
+DEFAULT_SYNTH_DIR = PROJECT_DIR / "data" / "synthetic"
+DEFAULT_CACHE_DIR = PROJECT_DIR / "cache"
+IMAGE_SIZES = (32, 64, 128)
+SPLITS = {"train": 0, "val": 1, "test": 2}
+NO_PARTITION = -1
+# Crop box as fractions of (width, height) of the 178x218 aligned image: left, top, side.
+CROP = (15 / 178, 40 / 218, 148 / 178)
+CACHE_VERSION = 1
+
+
+class DataError(Exception):
+    """Input data that cannot be used; the message names the file, line and fix."""
+
+
+# ---------------------------------------------------------------------------- layout
+
+
+@dataclasses.dataclass(frozen=True)
+class CelebaFiles:
+    """Where the parts of one CelebA root are."""
+
+    root: Path
+    attr_file: Path
+    image_dir: Path
+    partition_file: Path | None
+    layout: str  # "official" or "kaggle"
+
+
+def find_files(root: str | os.PathLike) -> CelebaFiles:
+    """Locate the attribute file, partition file and image folder under ``root``."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such directory; pass --data-dir with a CelebA root")
+    layouts = {
+        "official": ("list_attr_celeba.txt", "list_eval_partition.txt"),
+        "kaggle": ("list_attr_celeba.csv", "list_eval_partition.csv"),
+    }
+    found = [name for name, (attr_name, _) in layouts.items() if (root / attr_name).is_file()]
+    if not found:
+        raise DataError(
+            f"{root}: no list_attr_celeba.txt or list_attr_celeba.csv; "
+            "a CelebA root holds the attribute file and img_align_celeba/"
+        )
+    layout = found[0]
+    attr_name, part_name = layouts[layout]
+    image_dir = root / "img_align_celeba"
+    if (image_dir / "img_align_celeba").is_dir():
+        image_dir = image_dir / "img_align_celeba"
+    if not image_dir.is_dir():
+        raise DataError(f"{root}: no img_align_celeba/ folder of images beside {attr_name}")
+    partition = root / part_name
+    return CelebaFiles(
+        root, root / attr_name, image_dir, partition if partition.is_file() else None, layout
+    )
+
+
+# --------------------------------------------------------------------------- labels
+
+
+def read_attributes(path: str | os.PathLike) -> pd.DataFrame:
+    """Read an official (.txt) or Kaggle (.csv) attribute file.
+
+    Returns a frame indexed by image name with the 40 attributes as uint8 0/1 columns
+    in the official order, and ``attrs["header_count"]`` holding the count line of an
+    official file (None for CSV).
+    """
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: the file is empty; it should hold CelebA attribute rows")
+    if path.suffix == ".csv":
+        frame, header_count, first_row_line = _read_kaggle_attributes(path), None, 2
+    else:
+        frame, header_count = _read_official_attributes(path)
+        first_row_line = 3
+    values = _numeric_values(path, frame, first_row_line)
+    duplicated = frame.index.duplicated()
+    if duplicated.any():
+        line = first_row_line + int(np.argmax(duplicated))
+        raise DataError(
+            f"{path}:{line}: image {frame.index[duplicated][0]} is listed twice; "
+            "remove the duplicate row"
+        )
+    frame = (values > 0).astype(np.uint8)
+    frame.attrs["header_count"] = header_count
+    return frame
+
+
+def _read_official_attributes(path: Path) -> tuple[pd.DataFrame, int]:
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        count_line, names_line = handle.readline(), handle.readline()
+    try:
+        header_count = int(count_line.strip())
+    except ValueError:
+        raise DataError(
+            f"{path}:1: expected the image count, found {count_line.strip()[:40]!r}; "
+            "line 1 of list_attr_celeba.txt is a number, line 2 the 40 attribute names"
+        ) from None
+    names = names_line.split()
+    if sorted(names) != sorted(ATTRIBUTES):
+        missing = sorted(set(ATTRIBUTES) - set(names)) or sorted(set(names) - set(ATTRIBUTES))
+        raise DataError(
+            f"{path}:2: expected the 40 CelebA attribute names, found {len(names)} names "
+            f"(differs at {', '.join(missing[:3])}); restore the official header"
+        )
+    try:
+        frame = pd.read_csv(
+            path, sep=r"\s+", skiprows=2, header=None, names=["image", *names],
+            index_col="image", dtype={"image": str},
+        )  # fmt: skip
+    except pd.errors.ParserError as error:
+        raise DataError(f"{path}:{_parser_line(error)}") from None
+    return frame, header_count
+
+
+def _read_kaggle_attributes(path: Path) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(path, dtype={"image_id": str})
+    except pd.errors.ParserError as error:
+        raise DataError(f"{path}:{_parser_line(error)}") from None
+    if "image_id" not in frame.columns or set(ATTRIBUTES) - set(frame.columns):
+        raise DataError(
+            f"{path}:1: expected the columns image_id and the 40 CelebA attribute names; "
+            "restore the Kaggle header"
+        )
+    return frame.set_index("image_id")
+
+
+def _parser_line(error: Exception) -> str:
+    """Turn pandas' 'Expected 41 fields in line 5, saw 42' into 'line: what; fix'."""
+    found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(error))
+    if found:
+        expected, line, saw = found.groups()
+        return f"{line}: expected {expected} fields (name and 40 values), found {saw}; fix the row"
+    return f" {str(error).strip()}; fix the file"
+
+
+def _numeric_values(path: Path, frame: pd.DataFrame, first_row_line: int) -> pd.DataFrame:
+    """The 40 attribute columns as numbers, or DataError at the first value not -1/1."""
+    raw = frame[list(ATTRIBUTES)]
+    values = raw.apply(pd.to_numeric, errors="coerce")
+    bad = ~values.isin([-1, 1]).to_numpy()
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        found = raw.iat[row, col]
+        what = "a missing value" if pd.isna(found) else repr(str(found))
+        raise DataError(
+            f"{path}:{first_row_line + row}: {ATTRIBUTES[col]} of {frame.index[row]} is "
+            f"{what}; every attribute value must be -1 or 1"
+        )
+    return values
+
+
+def read_partition(path: str | os.PathLike) -> pd.Series:
+    """Read ``list_eval_partition`` (.txt or .csv) into image name -> 0/1/2."""
+    path = Path(path)
+    try:
+        if path.suffix == ".csv":
+            table = pd.read_csv(path, dtype={"image_id": str}).set_index("image_id")
+            series = table["partition"]
+        else:
+            series = pd.read_csv(
+                path, sep=r"\s+", header=None, names=["image", "partition"],
+                index_col="image", dtype={"image": str},
+            )["partition"]  # fmt: skip
+    except (pd.errors.ParserError, KeyError, ValueError) as error:
+        raise DataError(
+            f"{path}: not a partition list ({error}); expected 'name 0|1|2' rows"
+        ) from None
+    if not series.isin([0, 1, 2]).all():
+        bad = series[~series.isin([0, 1, 2])]
+        line = int(np.argmax(~series.isin([0, 1, 2]).to_numpy())) + 1
+        raise DataError(
+            f"{path}:{line}: partition of {bad.index[0]} is {bad.iloc[0]!r}; expected 0, 1 or 2"
+        )
+    return series.astype(np.int8)
+
+
+# ---------------------------------------------------------------------------- index
+
+
+@dataclasses.dataclass
+class Index:
+    """The labelled images of a root that exist on disk, in name order."""
+
+    files: CelebaFiles
+    names: list[str]
+    attributes: np.ndarray  # (n, 40) uint8
+    partition: np.ndarray  # (n,) int8, NO_PARTITION where the partition file lacks it
+    skipped: dict[str, int]
+    header_count: int | None
+
+
+def scan(root: str | os.PathLike) -> Index:
+    """Match the label rows of ``root`` with its image files."""
+    files = find_files(root)
+    labels = read_attributes(files.attr_file)
+    on_disk = {entry.name for entry in os.scandir(files.image_dir) if entry.is_file()}
+    on_disk = {name for name in on_disk if name.lower().endswith((".jpg", ".jpeg", ".png"))}
+    have_image = labels.index.isin(list(on_disk))
+    kept = labels[have_image].sort_index()
+    skipped = {
+        "label rows without an image": int((~have_image).sum()),
+        "images without a label row": len(on_disk - set(labels.index)),
+    }
+    partition = np.full(len(kept), NO_PARTITION, np.int8)
+    if files.partition_file is not None:
+        parts = read_partition(files.partition_file).reindex(kept.index)
+        known = parts.notna().to_numpy()
+        partition[known] = parts[known].astype(np.int8)
+        skipped["images missing from the partition file"] = int((~known).sum())
+    if kept.empty:
+        raise DataError(
+            f"{files.root}: none of the {len(labels)} labelled images is in {files.image_dir}; "
+            "point --data-dir at the folder that holds both"
+        )
+    return Index(
+        files, list(kept.index), kept.to_numpy(np.uint8), partition, skipped,
+        labels.attrs["header_count"],
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- cache
+
+
+def crop_box(width: int, height: int) -> tuple[int, int, int]:
+    """The face crop (left, top, side) in pixels for an image of this size."""
+    left, top, side = CROP
+    side_px = max(1, round(side * width))
+    return round(left * width), round(top * height), min(side_px, width, height)
+
+
+def _reduction(width: int, image_size: int) -> int:
+    """Largest JPEG DCT downscale that still leaves the crop at least image_size wide."""
+    side = CROP[2] * width
+    return max((r for r in (1, 2, 4, 8) if side / r >= image_size), default=1)
+
+
+_READ_FLAGS = {
+    1: cv2.IMREAD_COLOR,
+    2: cv2.IMREAD_REDUCED_COLOR_2,
+    4: cv2.IMREAD_REDUCED_COLOR_4,
+    8: cv2.IMREAD_REDUCED_COLOR_8,
+}
+
+
+def load_face(path: str | os.PathLike, image_size: int, reduction: int = 1) -> np.ndarray | None:
+    """Decode, crop and resize one image to (image_size, image_size, 3) RGB uint8.
+
+    Returns None when the file does not decode. ``reduction`` lets libjpeg decode at
+    1/2, 1/4 or 1/8 scale (a DCT-domain area filter, and far faster); ``_reduction``
+    picks it so that the remaining downscale is under 2x, where bilinear is accurate.
+    """
+    try:
+        image = cv2.imdecode(np.fromfile(path, np.uint8), _READ_FLAGS[reduction])
+    except OSError:
+        return None
+    if image is None:
+        return None
+    height, width = image.shape[:2]
+    left, top, side = crop_box(width, height)
+    top, left = min(top, height - side), min(left, width - side)
+    face = image[top : top + side, left : left + side, ::-1]  # BGR -> RGB
+    return cv2.resize(face, (image_size, image_size), interpolation=cv2.INTER_LINEAR)
+
+
+def _fingerprint(index: Index, image_size: int) -> str:
+    """Changes when the source files or the preprocessing parameters change."""
+    parts = [f"v{CACHE_VERSION}", str(image_size), repr(CROP), str(index.files.root.resolve())]
+    for path in (index.files.attr_file, index.files.partition_file, index.files.image_dir):
+        if path is not None:
+            stat = path.stat()
+            parts.append(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}")
+    parts.append(hashlib.sha1("\n".join(index.names).encode()).hexdigest())
+    return hashlib.sha1("|".join(parts).encode()).hexdigest()
+
+
+def cache_dir_for(root: str | os.PathLike, image_size: int, cache_root: Path) -> Path:
+    """One cache folder per (source root, image size)."""
+    resolved = str(Path(root).resolve())
+    tag = hashlib.sha1(resolved.encode()).hexdigest()[:10]
+    return Path(cache_root) / f"{Path(resolved).name}-{tag}-{image_size}px"
+
+
+@dataclasses.dataclass
+class Cache:
+    """A built cache: memory-mapped images plus their labels and manifest."""
+
+    path: Path
+    images: np.ndarray  # (n, s, s, 3) uint8 memmap
+    attributes: np.ndarray  # (n, 40) uint8
+    partition: np.ndarray  # (n,) int8
+    manifest: dict
+
+    def split_indices(self, split: str) -> np.ndarray:
+        """Row numbers of ``split`` (train, val, test or all)."""
+        if split == "all":
+            return np.arange(len(self.images))
+        if split not in SPLITS:
+            raise DataError(f"unknown split {split!r}; use one of train, val, test, all")
+        return np.flatnonzero(self.partition == SPLITS[split])
+
+
+def open_cache(path: Path) -> Cache:
+    """Open a complete cache; raises DataError when it is absent or incomplete."""
+    manifest_path = path / "manifest.json"
+    if not manifest_path.is_file():
+        raise DataError(f"{path}: no complete cache (manifest.json missing)")
+    manifest = json.loads(manifest_path.read_text())
+    images = np.load(path / "images.npy", mmap_mode="r")
+    attributes = np.load(path / "attributes.npy")
+    partition = np.load(path / "partition.npy")
+    if not len(images) == len(attributes) == len(partition) == manifest["count"]:
+        raise DataError(f"{path}: cache arrays disagree with the manifest; delete the folder")
+    return Cache(path, images, attributes, partition, manifest)
+
+
+def _decode_chunk(job: tuple[str, list[tuple[int, str]], int, int]) -> list[int]:
+    """Worker: decode a chunk straight into the shared memory map; return failed rows."""
+    images_path, items, image_size, reduction = job
+    images = np.load(images_path, mmap_mode="r+")
+    failed = []
+    for row, source in items:
+        face = load_face(source, image_size, reduction)
+        if face is None:
+            failed.append(row)
+        else:
+            images[row] = face
+    images.flush()
+    return failed
+
+
+def _init_worker() -> None:
+    cv2.setNumThreads(1)  # one process per core already
+
+
+def build_cache(
+    root: str | os.PathLike,
+    image_size: int = 64,
+    cache_root: str | os.PathLike = DEFAULT_CACHE_DIR,
+    workers: int | None = None,
+    progress: bool = True,
+) -> Cache:
+    """Return the cache for ``root`` at ``image_size``, building it if absent or stale."""
+    if image_size not in IMAGE_SIZES:
+        raise DataError(f"--image-size {image_size} is not supported; use 32, 64 or 128")
+    index = scan(root)
+    target = cache_dir_for(root, image_size, Path(cache_root))
+    fingerprint = _fingerprint(index, image_size)
+    try:
+        cache = open_cache(target)
+        if cache.manifest.get("fingerprint") == fingerprint:
+            return cache
+    except (DataError, OSError, ValueError, KeyError):
+        pass
+    return _write_cache(index, image_size, target, fingerprint, workers, progress)
+
+
+def _write_cache(
+    index: Index, image_size: int, target: Path, fingerprint: str,
+    workers: int | None, progress: bool,
+) -> Cache:  # fmt: skip
+    """Decode into a temporary folder, drop failed rows, write the manifest, rename."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    started = time.perf_counter()
+    try:
+        raw_path = staging / "raw.npy"
+        raw = np.lib.format.open_memmap(
+            raw_path, "w+", np.uint8, (len(index.names), image_size, image_size, 3)
+        )
+        del raw
+        failed = _decode_all(index, image_size, raw_path, workers, progress)
+        keep = np.setdiff1d(np.arange(len(index.names)), failed)
+        _compact(raw_path, staging / "images.npy", keep)
+        np.save(staging / "attributes.npy", index.attributes[keep])
+        np.save(staging / "partition.npy", index.partition[keep])
+        (staging / "names.txt").write_text("\n".join(index.names[i] for i in keep) + "\n")
+        skipped = dict(index.skipped, **{"images that do not decode": len(failed)})
+        manifest = {
+            "version": CACHE_VERSION,
+            "fingerprint": fingerprint,
+            "source": str(index.files.root.resolve()),
+            "layout": index.files.layout,
+            "attr_file": str(index.files.attr_file),
+            "header_count": index.header_count,
+            "image_size": image_size,
+            "crop": {"left": CROP[0], "top": CROP[1], "side": CROP[2]},
+            "count": len(keep),
+            "skipped": skipped,
+            "failed_images": [index.names[i] for i in failed][:100],
+            "build_seconds": round(time.perf_counter() - started, 3),
+        }
+        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        _replace_dir(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return open_cache(target)
+
+
+def _decode_all(
+    index: Index, image_size: int, raw_path: Path, workers: int | None, progress: bool
+) -> list[int]:
+    sources = [str(index.files.image_dir / name) for name in index.names]
+    first = cv2.imread(sources[0], cv2.IMREAD_REDUCED_COLOR_8)
+    reduction = _reduction(first.shape[1] * 8, image_size) if first is not None else 1
+    rows = list(enumerate(sources))
+    chunk = 256
+    jobs = [
+        (str(raw_path), rows[i : i + chunk], image_size, reduction)
+        for i in range(0, len(rows), chunk)
+    ]
+    workers = workers or os.cpu_count() or 1
+    failed: list[int] = []
+    bar = tqdm(
+        total=len(rows), unit="img", desc=f"caching {image_size}px", disable=not progress,
+        file=sys.stderr, dynamic_ncols=True,
+    )  # fmt: skip
+    with bar, Pool(workers, initializer=_init_worker) as pool:
+        for job, bad in zip(jobs, pool.imap(_decode_chunk, jobs)):
+            failed.extend(bad)
+            bar.update(len(job[1]))
+    return sorted(failed)
+
+
+def _compact(raw_path: Path, final_path: Path, keep: np.ndarray) -> None:
+    """Copy the decoded rows into the final array, in slices so memory stays flat."""
+    raw = np.load(raw_path, mmap_mode="r")
+    if len(keep) == len(raw):
+        del raw
+        os.replace(raw_path, final_path)
+        return
+    final = np.lib.format.open_memmap(final_path, "w+", np.uint8, (len(keep), *raw.shape[1:]))
+    for start in range(0, len(keep), 4096):
+        rows = keep[start : start + 4096]
+        final[start : start + len(rows)] = raw[rows]
+    final.flush()
+    del final, raw
+    raw_path.unlink()
+
+
+def _replace_dir(staging: Path, target: Path) -> None:
+    """Swap the finished staging folder in; a reader sees the old cache or the new one."""
+    if target.exists():
+        trash = target.with_name(f"{target.name}.old-{os.getpid()}")
+        os.replace(target, trash)
+        os.replace(staging, target)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(staging, target)
+
+
+# ---------------------------------------------------------------------------- batches
+
+
+def summary_line(cache: Cache) -> str:
+    """One line on what was read and what was skipped."""
+    manifest = cache.manifest
+    skipped = ", ".join(f"{n} {what}" for what, n in manifest["skipped"].items() if n)
+    header = manifest.get("header_count")
+    note = f"; header says {header}" if header not in (None, manifest["count"]) else ""
+    return (
+        f"{manifest['source']}: {manifest['count']} images at {manifest['image_size']}px"
+        f"{note}; skipped: {skipped or 'none'}"
+    )
+
+
+class CelebaBatches(keras.utils.PyDataset):
+    """Fixed-shape batches of (images float32 in [-1, 1], attributes float32 0/1).
+
+    Rows are read from the cache's memory map per batch, so memory stays flat however
+    large the data set. The order is a permutation drawn from ``(seed, epoch)``, and
+    the optional horizontal flips from ``(seed, epoch, batch)``, so a batch is the same
+    whichever worker asks for it. The last partial batch is dropped.
+    """
+
+    def __init__(
+        self, cache: Cache, split: str = "train", batch_size: int = 64, seed: int = 0,
+        flip: bool = True, **kwargs,
+    ) -> None:  # fmt: skip
+        super().__init__(**kwargs)
+        self.cache = cache
+        self.rows = cache.split_indices(split)
+        if len(self.rows) < batch_size:
+            raise DataError(
+                f"--batch-size {batch_size} is larger than the {len(self.rows)} images of "
+                f"split {split!r}; use a smaller batch size or more data"
+            )
+        self.batch_size, self.seed, self.flip = batch_size, seed, flip
+        self.epoch = 0
+        self._order = self._permutation()
+
+    def _permutation(self) -> np.ndarray:
+        return np.random.default_rng([self.seed, self.epoch]).permutation(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows) // self.batch_size
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        rows = self._order[index * self.batch_size : (index + 1) * self.batch_size]
+        order = np.argsort(rows)  # sorted reads from the memory map, then back in order
+        images = np.empty((len(rows), *self.cache.images.shape[1:]), np.uint8)
+        images[order] = self.cache.images[rows[order]]
+        if self.flip:
+            flips = np.random.default_rng([self.seed, self.epoch, index]).random(len(rows))
+            images[flips < 0.5] = images[flips < 0.5, :, ::-1]
+        return to_float(images), self.cache.attributes[rows].astype(np.float32)
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+        self._order = self._permutation()
+
+    def set_epoch(self, epoch: int) -> None:
+        """Jump to ``epoch``'s order (used when a run resumes)."""
+        self.epoch = epoch
+        self._order = self._permutation()
+
+    def iterate(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """The batches of the current epoch, in order."""
+        return (self[i] for i in range(len(self)))
+
+
+def to_float(images: np.ndarray) -> np.ndarray:
+    """uint8 [0, 255] -> float32 [-1, 1]: the one image normalisation of the project."""
+    return images.astype(np.float32) * (1 / 127.5) - 1
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """float [-1, 1] -> uint8 [0, 255], the inverse of ``to_float``."""
+    return np.clip(np.rint((np.asarray(images) + 1) * 127.5), 0, 255).astype(np.uint8)
+
+
+# --------------------------------------------------------------------- default data
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None, synth_count: int | None = None) -> Path:
+    """The data root to use: the given one, CelebA at the default place, or synthetic.
+
+    With no ``data_dir`` and no CelebA in ``data/celeba``, the built-in synthetic faces
+    are rendered once into ``data/synthetic`` and used, with one line saying so.
+    """
+    if data_dir is not None:
+        find_files(data_dir)
+        return Path(data_dir)
+    if (DEFAULT_CELEBA_DIR / "list_attr_celeba.txt").is_file() or (
+        DEFAULT_CELEBA_DIR / "list_attr_celeba.csv"
+    ).is_file():
+        return DEFAULT_CELEBA_DIR
+    import synth_faces
+
+    count = synth_count or synth_faces.DEFAULT_COUNT
+    print(
+        f"No CelebA at {_shown(DEFAULT_CELEBA_DIR)}: using the built-in synthetic faces in "
+        f"{_shown(DEFAULT_SYNTH_DIR)}. Put CelebA there or pass --data-dir to use real faces.",
+        file=sys.stderr,
+    )
+    synth_faces.ensure(DEFAULT_SYNTH_DIR, count=count)
+    return DEFAULT_SYNTH_DIR
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+# ---------------------------------------------------------------------------- CLI
+
+
+def _info(cache: Cache) -> None:
+    print(summary_line(cache))
+    counts = {split: len(cache.split_indices(split)) for split in (*SPLITS, "all")}
+    unassigned = int((cache.partition == NO_PARTITION).sum())
+    print("split   " + "  ".join(f"{s}={n}" for s, n in counts.items()), end="")
+    print(f"  (no partition: {unassigned})" if unassigned else "")
+    frequencies = cache.attributes.mean(axis=0) if len(cache.attributes) else np.zeros(40)
+    print("attribute frequencies (share of images with the attribute):")
+    for name, share in zip(ATTRIBUTES, frequencies):
+        print(f"  {name:<20} {share:6.1%}  {'#' * round(share * 40)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, text in (
+        ("prepare", "build (or reuse) the preprocessed cache of a CelebA root"),
+        ("info", "counts per split, skipped files and the 40 attribute frequencies"),
+    ):
+        sub = commands.add_parser(
+            name,
+            help=text,
+            description=text,
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        )
+        sub.add_argument("--data-dir", help="CelebA root (default: data/celeba, else synthetic)")
+        sub.add_argument("--image-size", type=int, default=64, choices=IMAGE_SIZES)
+        sub.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR), help="cache folder")
+        sub.add_argument("--workers", type=int, default=os.cpu_count(), help="decode processes")
+    synth = commands.add_parser(
+        "synth", help="render the synthetic CelebA-format face set",
+        description="render synthetic faces in the official CelebA layout",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )  # fmt: skip
+    synth.add_argument("--out", default=str(DEFAULT_SYNTH_DIR), help="folder to write")
+    synth.add_argument("--count", type=int, default=None, help="images (default 20000)")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--workers", type=int, default=os.cpu_count(), help="render processes")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "synth":
+            import synth_faces
+
+            count = args.count or synth_faces.DEFAULT_COUNT
+            if count <= 0:
+                raise DataError(f"--count {count}: give a positive number of images")
+            started = time.perf_counter()
+            synth_faces.write_dataset(args.out, count, args.seed, args.workers)
+            seconds = time.perf_counter() - started
+            print(f"wrote {count} synthetic faces to {args.out} ({count / seconds:.0f} images/s)")
+            return 0
+        root = resolve_data_dir(args.data_dir)
+        cache = build_cache(root, args.image_size, args.cache_dir, args.workers)
+        if args.command == "info":
+            _info(cache)
+        else:
+            print(summary_line(cache))
+            print(f"cache: {cache.path}")
+    except DataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""Import Keras with TensorFlow's C++ start-up log kept out of the user's terminal.
+
+TensorFlow writes oneDNN, CUDA-stub and CPU-feature notices to file descriptor 2 while
+it loads, before its own log level applies, so TF_CPP_MIN_LOG_LEVEL alone does not
+silence them. Entry points import Keras as ``from quiet_keras import keras`` (loaded on
+first use); errors raised by the import itself still reach the terminal.
+"""
+
+import contextlib
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """Send what native code writes to fd 2 to /dev/null for the duration."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def __getattr__(name: str):
+    if name != "keras":
+        raise AttributeError(name)
+    with native_stderr_silenced():
+        import keras
+
+        keras.ops.zeros(1)  # the backend's first op prints notices of its own
+    return keras

@@ -1,0 +1,67 @@
+"""Shared fixtures: the real CelebA subset in ../shared and small crafted CelebA roots."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT))
+
+from attributes import ATTRIBUTES
+
+SHARED = PROJECT.parent / "shared"
+HALF_RES = SHARED / "celeba-89x109"
+FULL_RES_SAMPLE = SHARED / "celeba-178x218-sample"
+
+
+def need(path: Path) -> Path:
+    """Skip, saying why, when the shared CelebA files are not beside the checkout."""
+    if not path.is_dir():
+        pytest.skip(f"{path} is absent: the real CelebA subset lives in ../shared")
+    return path
+
+
+def write_jpeg(path: Path, seed: int, size: tuple[int, int] = (178, 218)) -> None:
+    rng = np.random.default_rng(seed)
+    image = cv2.resize(rng.integers(0, 255, (4, 4, 3), dtype=np.uint8), size)
+    cv2.imwrite(str(path), image)
+
+
+def attr_line(name: str, values) -> str:
+    return name + "".join(f"{v:3d}" for v in values)
+
+
+def make_official_root(root: Path, count: int = 6, seed: int = 0) -> tuple[Path, np.ndarray]:
+    """A tiny CelebA root in the official layout; returns (root, 0/1 attributes)."""
+    rng = np.random.default_rng(seed)
+    attrs = rng.integers(0, 2, (count, len(ATTRIBUTES)), dtype=np.uint8)
+    (root / "img_align_celeba").mkdir(parents=True)
+    names = [f"{i:06d}.jpg" for i in range(1, count + 1)]
+    for i, name in enumerate(names):
+        write_jpeg(root / "img_align_celeba" / name, seed * 1000 + i)
+    lines = [str(count), " ".join(ATTRIBUTES)]
+    lines += [attr_line(n, np.where(a > 0, 1, -1)) for n, a in zip(names, attrs, strict=True)]
+    (root / "list_attr_celeba.txt").write_text("\n".join(lines) + "\n")
+    (root / "list_eval_partition.txt").write_text(
+        "".join(f"{n} {i % 3}\n" for i, n in enumerate(names))
+    )
+    return root, attrs
+
+
+@pytest.fixture
+def official_root(tmp_path: Path) -> tuple[Path, np.ndarray]:
+    return make_official_root(tmp_path / "celeba")
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory) -> Path:
+    import synth_faces
+
+    return synth_faces.write_dataset(
+        tmp_path_factory.mktemp("synth") / "faces", count=400, seed=3, workers=2, progress=False
+    )
