@@ -111,8 +111,11 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--requirements", default=str(PROJECT_DIR / "requirements.txt"),
-                        help="requirements file to check against")  # fmt: skip
+    parser.add_argument(
+        "--requirements",
+        default=str(PROJECT_DIR / "requirements.txt"),
+        help="requirements file to check against",
+    )
     parser.add_argument("--data-dir", help="CelebA root to check (default: data/celeba)")
     args = parser.parse_args(argv)
     problems: list[str] = []

@@ -157,9 +157,14 @@ def _read_official_attributes(path: Path) -> tuple[pd.DataFrame, int]:
         )
     try:
         frame = pd.read_csv(
-            path, sep=r"\s+", skiprows=2, header=None, names=["image", *names],
-            index_col="image", dtype={"image": str},
-        )  # fmt: skip
+            path,
+            sep=r"\s+",
+            skiprows=2,
+            header=None,
+            names=["image", *names],
+            index_col="image",
+            dtype={"image": str},
+        )
     except pd.errors.ParserError as error:
         raise DataError(f"{path}:{_parser_line(error)}") from None
     return frame, header_count
@@ -212,9 +217,13 @@ def read_partition(path: str | os.PathLike) -> pd.Series:
             series = table["partition"]
         else:
             series = pd.read_csv(
-                path, sep=r"\s+", header=None, names=["image", "partition"],
-                index_col="image", dtype={"image": str},
-            )["partition"]  # fmt: skip
+                path,
+                sep=r"\s+",
+                header=None,
+                names=["image", "partition"],
+                index_col="image",
+                dtype={"image": str},
+            )["partition"]
     except (pd.errors.ParserError, KeyError, ValueError) as error:
         raise DataError(
             f"{path}: not a partition list ({error}); expected 'name 0|1|2' rows"
@@ -267,9 +276,13 @@ def scan(root: str | os.PathLike) -> Index:
             "point --data-dir at the folder that holds both"
         )
     return Index(
-        files, list(kept.index), kept.to_numpy(np.uint8), partition, skipped,
+        files,
+        list(kept.index),
+        kept.to_numpy(np.uint8),
+        partition,
+        skipped,
         labels.attrs["header_count"],
-    )  # fmt: skip
+    )
 
 
 # ---------------------------------------------------------------------------- cache
@@ -409,9 +422,13 @@ def build_cache(
 
 
 def _write_cache(
-    index: Index, image_size: int, target: Path, fingerprint: str,
-    workers: int | None, progress: bool,
-) -> Cache:  # fmt: skip
+    index: Index,
+    image_size: int,
+    target: Path,
+    fingerprint: str,
+    workers: int | None,
+    progress: bool,
+) -> Cache:
     """Decode into a temporary folder, drop failed rows, write the manifest, rename."""
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.with_name(f"{target.name}.tmp-{os.getpid()}")
@@ -468,9 +485,13 @@ def _decode_all(
     workers = workers or os.cpu_count() or 1
     failed: list[int] = []
     bar = tqdm(
-        total=len(rows), unit="img", desc=f"caching {image_size}px", disable=not progress,
-        file=sys.stderr, dynamic_ncols=True,
-    )  # fmt: skip
+        total=len(rows),
+        unit="img",
+        desc=f"caching {image_size}px",
+        disable=not progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
     with bar, Pool(workers, initializer=_init_worker) as pool:
         for job, bad in zip(jobs, pool.imap(_decode_chunk, jobs)):
             failed.extend(bad)
@@ -530,9 +551,14 @@ class CelebaBatches(keras.utils.PyDataset):
     """
 
     def __init__(
-        self, cache: Cache, split: str = "train", batch_size: int = 64, seed: int = 0,
-        flip: bool = True, **kwargs,
-    ) -> None:  # fmt: skip
+        self,
+        cache: Cache,
+        split: str = "train",
+        batch_size: int = 64,
+        seed: int = 0,
+        flip: bool = True,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         self.cache = cache
         self.rows = cache.split_indices(split)
@@ -658,10 +684,11 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR), help="cache folder")
         sub.add_argument("--workers", type=int, default=os.cpu_count(), help="decode processes")
     synth = commands.add_parser(
-        "synth", help="render the synthetic CelebA-format face set",
+        "synth",
+        help="render the synthetic CelebA-format face set",
         description="render synthetic faces in the official CelebA layout",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )  # fmt: skip
+    )
     synth.add_argument("--out", default=str(DEFAULT_SYNTH_DIR), help="folder to write")
     synth.add_argument("--count", type=int, default=None, help="images (default 20000)")
     synth.add_argument("--seed", type=int, default=0)

@@ -82,24 +82,46 @@ PARTITION_SHARES = (0.8, 0.1, 0.1)  # train, val, test; CelebA's are 80.3/9.8/9.
 # P(Male), then per attribute (P(a | female), P(a | male)).
 P_MALE = 0.422
 P_GIVEN_SEX: dict[str, tuple[float, float]] = {
-    "5_o_Clock_Shadow": (0.000, 0.266), "Arched_Eyebrows": (0.419, 0.052),
-    "Attractive": (0.686, 0.276), "Bags_Under_Eyes": (0.105, 0.341),
-    "Bald": (0.000, 0.055), "Bangs": (0.201, 0.083), "Big_Lips": (0.303, 0.151),
-    "Big_Nose": (0.101, 0.424), "Black_Hair": (0.203, 0.297), "Blond_Hair": (0.241, 0.022),
-    "Blurry": (0.046, 0.059), "Brown_Hair": (0.240, 0.152),
-    "Bushy_Eyebrows": (0.072, 0.243), "Chubby": (0.012, 0.119),
-    "Double_Chin": (0.010, 0.097), "Eyeglasses": (0.024, 0.120), "Goatee": (0.000, 0.148),
-    "Gray_Hair": (0.010, 0.086), "Heavy_Makeup": (0.663, 0.003),
-    "High_Cheekbones": (0.555, 0.306), "Mouth_Slightly_Open": (0.520, 0.423),
-    "Mustache": (0.000, 0.093), "Narrow_Eyes": (0.109, 0.125), "No_Beard": (0.999, 0.603),
-    "Oval_Face": (0.319, 0.224), "Pale_Skin": (0.055, 0.027), "Pointy_Nose": (0.360, 0.161),
-    "Receding_Hairline": (0.050, 0.117), "Rosy_Cheeks": (0.106, 0.005),
-    "Sideburns": (0.000, 0.139), "Smiling": (0.537, 0.401), "Straight_Hair": (0.192, 0.241),
-    "Wavy_Hair": (0.445, 0.139), "Wearing_Earrings": (0.311, 0.015),
-    "Wearing_Hat": (0.025, 0.084), "Wearing_Lipstick": (0.810, 0.006),
-    "Wearing_Necklace": (0.198, 0.018), "Wearing_Necktie": (0.000, 0.175),
+    "5_o_Clock_Shadow": (0.000, 0.266),
+    "Arched_Eyebrows": (0.419, 0.052),
+    "Attractive": (0.686, 0.276),
+    "Bags_Under_Eyes": (0.105, 0.341),
+    "Bald": (0.000, 0.055),
+    "Bangs": (0.201, 0.083),
+    "Big_Lips": (0.303, 0.151),
+    "Big_Nose": (0.101, 0.424),
+    "Black_Hair": (0.203, 0.297),
+    "Blond_Hair": (0.241, 0.022),
+    "Blurry": (0.046, 0.059),
+    "Brown_Hair": (0.240, 0.152),
+    "Bushy_Eyebrows": (0.072, 0.243),
+    "Chubby": (0.012, 0.119),
+    "Double_Chin": (0.010, 0.097),
+    "Eyeglasses": (0.024, 0.120),
+    "Goatee": (0.000, 0.148),
+    "Gray_Hair": (0.010, 0.086),
+    "Heavy_Makeup": (0.663, 0.003),
+    "High_Cheekbones": (0.555, 0.306),
+    "Mouth_Slightly_Open": (0.520, 0.423),
+    "Mustache": (0.000, 0.093),
+    "Narrow_Eyes": (0.109, 0.125),
+    "No_Beard": (0.999, 0.603),
+    "Oval_Face": (0.319, 0.224),
+    "Pale_Skin": (0.055, 0.027),
+    "Pointy_Nose": (0.360, 0.161),
+    "Receding_Hairline": (0.050, 0.117),
+    "Rosy_Cheeks": (0.106, 0.005),
+    "Sideburns": (0.000, 0.139),
+    "Smiling": (0.537, 0.401),
+    "Straight_Hair": (0.192, 0.241),
+    "Wavy_Hair": (0.445, 0.139),
+    "Wearing_Earrings": (0.311, 0.015),
+    "Wearing_Hat": (0.025, 0.084),
+    "Wearing_Lipstick": (0.810, 0.006),
+    "Wearing_Necklace": (0.198, 0.018),
+    "Wearing_Necktie": (0.000, 0.175),
     "Young": (0.881, 0.641),
-}  # fmt: skip
+}
 # P(Mouth_Slightly_Open | sex, Smiling), indexed [male][smiling].
 P_OPEN = ((0.232, 0.769), (0.214, 0.735))
 HAIR_COLOURS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")
@@ -146,9 +168,12 @@ def sample_attributes(count: int, seed: int = 0) -> np.ndarray:
 
 
 def _choose_one(
-    rows: np.ndarray, rng: np.random.Generator, names: tuple[str, ...],
-    probabilities: list[np.ndarray], allowed: np.ndarray,
-) -> None:  # fmt: skip
+    rows: np.ndarray,
+    rng: np.random.Generator,
+    names: tuple[str, ...],
+    probabilities: list[np.ndarray],
+    allowed: np.ndarray,
+) -> None:
     """Set at most one of ``names`` per row, each with its given probability."""
     cumulative = np.cumsum(np.stack(probabilities, axis=1), axis=1)
     draw = rng.random(len(rows))[:, None]
@@ -160,13 +185,26 @@ def _choose_one(
 
 # -------------------------------------------------------------------------- drawing
 
-_SKIN = np.array([[224, 196, 178], [210, 172, 140], [190, 150, 120], [160, 118, 88],
-                  [120, 84, 60], [90, 62, 45]], np.float32)  # fmt: skip
+_SKIN = np.array(
+    [
+        [224, 196, 178],
+        [210, 172, 140],
+        [190, 150, 120],
+        [160, 118, 88],
+        [120, 84, 60],
+        [90, 62, 45],
+    ],
+    np.float32,
+)
 _PALE_SKIN = np.array([[248, 232, 222], [240, 224, 214]], np.float32)
 _HAIR = {
-    "Black_Hair": (25, 22, 22), "Blond_Hair": (222, 190, 110), "Brown_Hair": (110, 70, 40),
-    "Gray_Hair": (165, 165, 165), "auburn": (140, 60, 30), "dark brown": (70, 45, 30),
-}  # fmt: skip
+    "Black_Hair": (25, 22, 22),
+    "Blond_Hair": (222, 190, 110),
+    "Brown_Hair": (110, 70, 40),
+    "Gray_Hair": (165, 165, 165),
+    "auburn": (140, 60, 30),
+    "dark brown": (70, 45, 30),
+}
 _AA = cv2.LINE_AA
 
 
@@ -195,8 +233,10 @@ def render_face(attrs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     skin += rng.normal(0, 6, 3)
     skin_c = _rgb(np.clip(skin, 0, 255))
     shade_c = _rgb(np.clip(skin * 0.78, 0, 255))
-    hair_name = next((n for n in ("Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")
-                      if a[n]), ("auburn", "dark brown")[rng.integers(2)])  # fmt: skip
+    hair_name = next(
+        (n for n in ("Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair") if a[n]),
+        ("auburn", "dark brown")[rng.integers(2)],
+    )
     hair_c = _rgb(np.clip(np.array(_HAIR[hair_name]) + rng.normal(0, 8, 3), 0, 255))
 
     image = _background(rng)
@@ -210,16 +250,42 @@ def render_face(attrs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         _hair_back(image, a, rng, cx, cy, half_w, half_h, hair_c, long_hair)
     _body(image, a, rng, cx, cy, half_h, skin_c, shade_c)
     for side in (-1, 1):  # ears
-        cv2.ellipse(image, (int(cx + side * half_w * 0.98), int(cy - 2)), (7, 13), 0, 0, 360,
-                    shade_c, -1, _AA)  # fmt: skip
+        cv2.ellipse(
+            image,
+            (int(cx + side * half_w * 0.98), int(cy - 2)),
+            (7, 13),
+            0,
+            0,
+            360,
+            shade_c,
+            -1,
+            _AA,
+        )
     if a["Double_Chin"]:
-        cv2.ellipse(image, (int(cx), int(cy + half_h * 0.88)), (int(half_w * 0.55), 12), 0,
-                    0, 180, shade_c, -1, _AA)  # fmt: skip
-    cv2.ellipse(image, (int(cx), int(cy)), (int(half_w), int(half_h)), 0, 0, 360, skin_c, -1,
-                _AA)  # fmt: skip
+        cv2.ellipse(
+            image,
+            (int(cx), int(cy + half_h * 0.88)),
+            (int(half_w * 0.55), 12),
+            0,
+            0,
+            180,
+            shade_c,
+            -1,
+            _AA,
+        )
+    cv2.ellipse(image, (int(cx), int(cy)), (int(half_w), int(half_h)), 0, 0, 360, skin_c, -1, _AA)
     if a["Double_Chin"]:
-        cv2.ellipse(image, (int(cx), int(cy + half_h * 0.9)), (int(half_w * 0.45), 9), 0, 10,
-                    170, shade_c, 2, _AA)  # fmt: skip
+        cv2.ellipse(
+            image,
+            (int(cx), int(cy + half_h * 0.9)),
+            (int(half_w * 0.45), 9),
+            0,
+            10,
+            170,
+            shade_c,
+            2,
+            _AA,
+        )
     _facial_hair(image, a, cx, cy, half_w, half_h, hair_c)
     _hair_front(image, a, rng, cx, cy, half_w, half_h, hair_c, skin_c)
     eye_y = cy - 10
@@ -229,11 +295,19 @@ def render_face(attrs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     _cheeks(image, a, cx, cy, half_w, skin)
     if not a["Young"]:
         for dy in (0, 6):
-            cv2.ellipse(image, (int(cx), int(cy - 40 + dy)), (20, 6), 0, 200, 340, shade_c, 1,
-                        _AA)  # fmt: skip
+            cv2.ellipse(image, (int(cx), int(cy - 40 + dy)), (20, 6), 0, 200, 340, shade_c, 1, _AA)
         for side in (-1, 1):
-            cv2.ellipse(image, (int(cx + side * 17), int(cy + 22)), (6, 14), 0,
-                        90 - side * 70, 90 + side * 10, shade_c, 1, _AA)  # fmt: skip
+            cv2.ellipse(
+                image,
+                (int(cx + side * 17), int(cy + 22)),
+                (6, 14),
+                0,
+                90 - side * 70,
+                90 + side * 10,
+                shade_c,
+                1,
+                _AA,
+            )
     if a["Wearing_Hat"]:
         _hat(image, rng, cx, cy, half_w, half_h)
     return _camera(image, a, rng)
@@ -264,8 +338,14 @@ def _hair_back(image, a, rng, cx, cy, half_w, half_h, hair_c, long_hair) -> None
     dark = tuple(int(c * 0.7) for c in hair_c)
     if a["Straight_Hair"]:
         for dx in np.linspace(-width + 6, width - 6, 9):
-            cv2.line(image, (int(cx + dx), int(top + 12)), (int(cx + dx * 1.05), int(bottom - 4)),
-                     dark, 1, _AA)  # fmt: skip
+            cv2.line(
+                image,
+                (int(cx + dx), int(top + 12)),
+                (int(cx + dx * 1.05), int(bottom - 4)),
+                dark,
+                1,
+                _AA,
+            )
     elif a["Wavy_Hair"]:
         ys = np.linspace(top + 10, bottom - 4, 24)
         for dx in np.linspace(-width + 8, width - 8, 7):
@@ -282,14 +362,34 @@ def _body(image, a, rng, cx, cy, half_h, skin_c, shade_c) -> None:
     cv2.ellipse(image, (int(cx), shoulder_y - 2), (17, 9), 0, 0, 180, shade_c, -1, _AA)
     if a["Wearing_Necktie"]:
         white = (245, 245, 245)
-        collar = np.array([[cx - 24, shoulder_y - 4], [cx, shoulder_y + 18],
-                           [cx + 24, shoulder_y - 4], [cx + 20, shoulder_y + 30],
-                           [cx - 20, shoulder_y + 30]], np.int32)  # fmt: skip
+        collar = np.array(
+            [
+                [cx - 24, shoulder_y - 4],
+                [cx, shoulder_y + 18],
+                [cx + 24, shoulder_y - 4],
+                [cx + 20, shoulder_y + 30],
+                [cx - 20, shoulder_y + 30],
+            ],
+            np.int32,
+        )
         cv2.fillPoly(image, [collar], white, _AA)
         tie = _rgb(rng.integers(0, 200, 3))
-        cv2.fillPoly(image, [np.array([[cx - 6, shoulder_y + 4], [cx + 6, shoulder_y + 4],
-                                       [cx + 10, HEIGHT], [cx - 10, HEIGHT]], np.int32)], tie,
-                     _AA)  # fmt: skip
+        cv2.fillPoly(
+            image,
+            [
+                np.array(
+                    [
+                        [cx - 6, shoulder_y + 4],
+                        [cx + 6, shoulder_y + 4],
+                        [cx + 10, HEIGHT],
+                        [cx - 10, HEIGHT],
+                    ],
+                    np.int32,
+                )
+            ],
+            tie,
+            _AA,
+        )
     if a["Wearing_Necklace"]:
         metal = (60, 200, 230) if rng.random() < 0.5 else (215, 215, 215)
         for angle in np.linspace(20, 160, 11):
@@ -301,17 +401,33 @@ def _body(image, a, rng, cx, cy, half_h, skin_c, shade_c) -> None:
 def _facial_hair(image, a, cx, cy, half_w, half_h, hair_c) -> None:
     if a["5_o_Clock_Shadow"]:
         stubble = (110, 100, 95)
-        _blend(image, lambda layer: cv2.ellipse(
-            layer, (int(cx), int(cy + 18)), (int(half_w * 0.9), int(half_h * 0.78)), 0, 15, 165,
-            stubble, -1, _AA), 0.35)  # fmt: skip
+        _blend(
+            image,
+            lambda layer: cv2.ellipse(
+                layer,
+                (int(cx), int(cy + 18)),
+                (int(half_w * 0.9), int(half_h * 0.78)),
+                0,
+                15,
+                165,
+                stubble,
+                -1,
+                _AA,
+            ),
+            0.35,
+        )
     if a["Sideburns"]:
         for side in (-1, 1):
             x = int(cx + side * half_w * 0.9)
-            cv2.rectangle(image, (min(x, x - side * 9), int(cy - 20)), (max(x, x - side * 9),
-                          int(cy + 16)), hair_c, -1)  # fmt: skip
+            cv2.rectangle(
+                image,
+                (min(x, x - side * 9), int(cy - 20)),
+                (max(x, x - side * 9), int(cy + 16)),
+                hair_c,
+                -1,
+            )
     if a["Goatee"]:
-        cv2.ellipse(image, (int(cx), int(cy + half_h * 0.82)), (13, 10), 0, 0, 360, hair_c, -1,
-                    _AA)  # fmt: skip
+        cv2.ellipse(image, (int(cx), int(cy + half_h * 0.82)), (13, 10), 0, 0, 360, hair_c, -1, _AA)
     if a["Mustache"]:
         cv2.ellipse(image, (int(cx), int(cy + 26)), (17, 5), 0, 180, 360, hair_c, -1, _AA)
         cv2.rectangle(image, (int(cx - 17), int(cy + 25)), (int(cx + 17), int(cy + 28)), hair_c, -1)
@@ -320,22 +436,39 @@ def _facial_hair(image, a, cx, cy, half_w, half_h, hair_c) -> None:
 def _hair_front(image, a, rng, cx, cy, half_w, half_h, hair_c, skin_c) -> None:
     """The scalp: a hair cap with the hairline, bangs, or a bald dome."""
     if a["Bald"]:
-        cv2.ellipse(image, (int(cx - 14), int(cy - half_h * 0.8)), (12, 6), -20, 0, 360,
-                    tuple(min(255, int(c * 1.15) + 15) for c in skin_c), -1, _AA)  # fmt: skip
+        cv2.ellipse(
+            image,
+            (int(cx - 14), int(cy - half_h * 0.8)),
+            (12, 6),
+            -20,
+            0,
+            360,
+            tuple(min(255, int(c * 1.15) + 15) for c in skin_c),
+            -1,
+            _AA,
+        )
         return
     hairline = cy - half_h * (0.42 if a["Receding_Hairline"] else 0.62)
-    cap = np.array([[cx - half_w - 3, cy - 6], [cx - half_w * 0.8, hairline],
-                    [cx, hairline + (0 if a["Receding_Hairline"] else rng.uniform(-4, 4))],
-                    [cx + half_w * 0.8, hairline], [cx + half_w + 3, cy - 6],
-                    [cx + half_w + 6, cy - half_h - 8], [cx - half_w - 6, cy - half_h - 8]],
-                   np.int32)  # fmt: skip
+    cap = np.array(
+        [
+            [cx - half_w - 3, cy - 6],
+            [cx - half_w * 0.8, hairline],
+            [cx, hairline + (0 if a["Receding_Hairline"] else rng.uniform(-4, 4))],
+            [cx + half_w * 0.8, hairline],
+            [cx + half_w + 3, cy - 6],
+            [cx + half_w + 6, cy - half_h - 8],
+            [cx - half_w - 6, cy - half_h - 8],
+        ],
+        np.int32,
+    )
     if a["Receding_Hairline"]:  # bare temples: an M-shaped line
         cap[1, 1] -= 10
         cap[3, 1] -= 10
         cap[2, 1] += 6
     cv2.fillPoly(image, [cap], hair_c, _AA)
-    cv2.ellipse(image, (int(cx), int(cy - half_h + 4)), (int(half_w + 4), 22), 0, 180, 360,
-                hair_c, -1, _AA)  # fmt: skip
+    cv2.ellipse(
+        image, (int(cx), int(cy - half_h + 4)), (int(half_w + 4), 22), 0, 180, 360, hair_c, -1, _AA
+    )
     if a["Bangs"]:
         brow_y = cy - 20
         points = [[cx - half_w, cy - half_h * 0.5], [cx + half_w, cy - half_h * 0.5]]
@@ -358,38 +491,72 @@ def _eyes(image, a, rng, cx, eye_y, skin) -> None:
         cv2.ellipse(image, (ex, int(eye_y)), (10, open_h), 0, 0, 360, (245, 245, 245), -1, _AA)
         cv2.circle(image, (ex, int(eye_y)), min(5, open_h + 1), iris, -1, _AA)
         cv2.circle(image, (ex, int(eye_y)), 2, (10, 10, 10), -1, _AA)
-        cv2.ellipse(image, (ex, int(eye_y)), (10, open_h), 0, 180, 360, (30, 30, 30),
-                    3 if a["Heavy_Makeup"] else 1, _AA)  # fmt: skip
+        cv2.ellipse(
+            image,
+            (ex, int(eye_y)),
+            (10, open_h),
+            0,
+            180,
+            360,
+            (30, 30, 30),
+            3 if a["Heavy_Makeup"] else 1,
+            _AA,
+        )
         brow_y = eye_y - 11
         arch = 7 if a["Arched_Eyebrows"] else 2
         thick = 5 if a["Bushy_Eyebrows"] else (3 if a["Male"] else 2)
-        brow = np.array([[ex - side * 11, brow_y + 2], [ex - side * 3, brow_y - arch],
-                         [ex + side * 11, brow_y + 1]], np.int32)  # fmt: skip
+        brow = np.array(
+            [
+                [ex - side * 11, brow_y + 2],
+                [ex - side * 3, brow_y - arch],
+                [ex + side * 11, brow_y + 1],
+            ],
+            np.int32,
+        )
         cv2.polylines(image, [brow], False, (35, 35, 45), thick, _AA)
         if a["Eyeglasses"]:
-            _blend(image, lambda layer, ex=ex: cv2.rectangle(
-                layer, (ex - 13, int(eye_y - 9)), (ex + 13, int(eye_y + 10)), (90, 60, 40), -1
-            ), 0.18)  # fmt: skip
-            cv2.rectangle(image, (ex - 13, int(eye_y - 9)), (ex + 13, int(eye_y + 10)),
-                          (20, 20, 20), 2, _AA)  # fmt: skip
+            _blend(
+                image,
+                lambda layer, ex=ex: cv2.rectangle(
+                    layer, (ex - 13, int(eye_y - 9)), (ex + 13, int(eye_y + 10)), (90, 60, 40), -1
+                ),
+                0.18,
+            )
+            cv2.rectangle(
+                image, (ex - 13, int(eye_y - 9)), (ex + 13, int(eye_y + 10)), (20, 20, 20), 2, _AA
+            )
     if a["Eyeglasses"]:
-        cv2.line(image, (int(cx - 6), int(eye_y - 3)), (int(cx + 6), int(eye_y - 3)),
-                 (20, 20, 20), 2, _AA)  # fmt: skip
+        cv2.line(
+            image,
+            (int(cx - 6), int(eye_y - 3)),
+            (int(cx + 6), int(eye_y - 3)),
+            (20, 20, 20),
+            2,
+            _AA,
+        )
 
 
 def _nose(image, a, cx, cy, shade_c) -> None:
     length, width = (24, 9) if a["Big_Nose"] else (17, 6)
     tip_y = cy - 6 + length
     if a["Pointy_Nose"]:
-        points = np.array([[cx - 2, cy - 6], [cx - width, tip_y - 2], [cx, tip_y + 4],
-                           [cx + width, tip_y - 2]], np.int32)  # fmt: skip
+        points = np.array(
+            [[cx - 2, cy - 6], [cx - width, tip_y - 2], [cx, tip_y + 4], [cx + width, tip_y - 2]],
+            np.int32,
+        )
         cv2.polylines(image, [points], False, shade_c, 2, _AA)
     else:
         cv2.line(image, (int(cx - 2), int(cy - 6)), (int(cx - 3), int(tip_y - 3)), shade_c, 1, _AA)
         cv2.ellipse(image, (int(cx), int(tip_y)), (width, 4), 0, 0, 180, shade_c, 2, _AA)
     for side in (-1, 1):
-        cv2.circle(image, (int(cx + side * width * 0.55), int(tip_y)), 2 if width < 8 else 3,
-                   (40, 40, 60), -1, _AA)  # fmt: skip
+        cv2.circle(
+            image,
+            (int(cx + side * width * 0.55), int(tip_y)),
+            2 if width < 8 else 3,
+            (40, 40, 60),
+            -1,
+            _AA,
+        )
 
 
 def _mouth(image, a, rng, cx, cy, skin) -> None:
@@ -401,15 +568,36 @@ def _mouth(image, a, rng, cx, cy, skin) -> None:
     thick = 5 if a["Big_Lips"] else 2
     curve = 8 if a["Smiling"] else 1
     if a["Mouth_Slightly_Open"]:
-        cv2.ellipse(image, (int(cx), mouth_y + curve // 2), (half - 3, 5 + curve // 2), 0, 0, 360,
-                    (40, 20, 30), -1, _AA)  # fmt: skip
+        cv2.ellipse(
+            image,
+            (int(cx), mouth_y + curve // 2),
+            (half - 3, 5 + curve // 2),
+            0,
+            0,
+            360,
+            (40, 20, 30),
+            -1,
+            _AA,
+        )
         if a["Smiling"]:
-            cv2.rectangle(image, (int(cx - half + 7), mouth_y), (int(cx + half - 7), mouth_y + 3),
-                          (235, 235, 235), -1)  # fmt: skip
-    lower = np.array([[cx - half, mouth_y - curve], [cx, mouth_y + (7 if a["Mouth_Slightly_Open"]
-                      else 1) + curve // 2], [cx + half, mouth_y - curve]], np.float64)  # fmt: skip
-    upper = np.array([[cx - half, mouth_y - curve], [cx, mouth_y - 2], [cx + half,
-                      mouth_y - curve]], np.float64)  # fmt: skip
+            cv2.rectangle(
+                image,
+                (int(cx - half + 7), mouth_y),
+                (int(cx + half - 7), mouth_y + 3),
+                (235, 235, 235),
+                -1,
+            )
+    lower = np.array(
+        [
+            [cx - half, mouth_y - curve],
+            [cx, mouth_y + (7 if a["Mouth_Slightly_Open"] else 1) + curve // 2],
+            [cx + half, mouth_y - curve],
+        ],
+        np.float64,
+    )
+    upper = np.array(
+        [[cx - half, mouth_y - curve], [cx, mouth_y - 2], [cx + half, mouth_y - curve]], np.float64
+    )
     for points, width in ((lower, thick + 1), (upper, thick)):
         t = np.linspace(0, 1, 12)[:, None]
         curve_pts = (1 - t) ** 2 * points[0] + 2 * t * (1 - t) * points[1] + t**2 * points[2]
@@ -428,8 +616,9 @@ def _cheeks(image, a, cx, cy, half_w, skin) -> None:
 
         def blush(layer):
             for side in (-1, 1):
-                cv2.circle(layer, (int(cx + side * half_w * 0.6), int(cy + 12)), 10,
-                           (90, 90, 235), -1, _AA)  # fmt: skip
+                cv2.circle(
+                    layer, (int(cx + side * half_w * 0.6), int(cy + 12)), 10, (90, 90, 235), -1, _AA
+                )
 
         _blend(image, blush, 0.45)
 
@@ -437,12 +626,18 @@ def _cheeks(image, a, cx, cy, half_w, skin) -> None:
 def _hat(image, rng, cx, cy, half_w, half_h) -> None:
     colour = _rgb(rng.integers(10, 220, 3))
     brim_y = int(cy - half_h * 0.55)
-    cv2.rectangle(image, (int(cx - half_w * 0.95), brim_y - 38), (int(cx + half_w * 0.95),
-                  brim_y), colour, -1)  # fmt: skip
+    cv2.rectangle(
+        image, (int(cx - half_w * 0.95), brim_y - 38), (int(cx + half_w * 0.95), brim_y), colour, -1
+    )
     cv2.ellipse(image, (int(cx), brim_y), (int(half_w * 1.45), 8), 0, 0, 360, colour, -1, _AA)
     band = tuple(int(c * 0.5) for c in colour)
-    cv2.rectangle(image, (int(cx - half_w * 0.95), brim_y - 10), (int(cx + half_w * 0.95),
-                  brim_y - 4), band, -1)  # fmt: skip
+    cv2.rectangle(
+        image,
+        (int(cx - half_w * 0.95), brim_y - 10),
+        (int(cx + half_w * 0.95), brim_y - 4),
+        band,
+        -1,
+    )
 
 
 def _camera(image: np.ndarray, a: dict[str, bool], rng: np.random.Generator) -> np.ndarray:
@@ -470,8 +665,9 @@ def _render_chunk(job: tuple[str, int, int, np.ndarray]) -> int:
     for offset, attrs in enumerate(rows):
         number = start + offset + 1
         face = render_face(attrs, np.random.default_rng([seed, number]))
-        cv2.imwrite(os.path.join(image_dir, f"{number:06d}.jpg"), face,
-                    [cv2.IMWRITE_JPEG_QUALITY, 92])  # fmt: skip
+        cv2.imwrite(
+            os.path.join(image_dir, f"{number:06d}.jpg"), face, [cv2.IMWRITE_JPEG_QUALITY, 92]
+        )
     return len(rows)
 
 
@@ -494,9 +690,12 @@ def write_label_files(out: Path, rows: np.ndarray) -> None:
 
 
 def write_dataset(
-    out: str | os.PathLike, count: int = DEFAULT_COUNT, seed: int = 0,
-    workers: int | None = None, progress: bool = True,
-) -> Path:  # fmt: skip
+    out: str | os.PathLike,
+    count: int = DEFAULT_COUNT,
+    seed: int = 0,
+    workers: int | None = None,
+    progress: bool = True,
+) -> Path:
     """Render ``count`` faces into ``out`` in the official layout, atomically."""
     out = Path(out)
     staging = out.with_name(f"{out.name}.tmp-{os.getpid()}")
@@ -505,10 +704,14 @@ def write_dataset(
     try:
         rows = sample_attributes(count, seed)
         chunk = 200
-        jobs = [(str(staging / "img_align_celeba"), seed, s, rows[s : s + chunk])
-                for s in range(0, count, chunk)]  # fmt: skip
-        with tqdm(total=count, unit="img", desc="rendering faces", disable=not progress) as bar, \
-                Pool(workers or os.cpu_count()) as pool:  # fmt: skip
+        jobs = [
+            (str(staging / "img_align_celeba"), seed, s, rows[s : s + chunk])
+            for s in range(0, count, chunk)
+        ]
+        with (
+            tqdm(total=count, unit="img", desc="rendering faces", disable=not progress) as bar,
+            Pool(workers or os.cpu_count()) as pool,
+        ):
             for done in pool.imap_unordered(_render_chunk, jobs):
                 bar.update(done)
         write_label_files(staging, rows)

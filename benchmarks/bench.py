@@ -72,9 +72,13 @@ def measure_pipeline(source: str, image_size: int, batch_size: int, limit: int) 
     for i in range(steps):
         batches[i]
     seconds = time.perf_counter() - started
-    return {"images": steps * batch_size, "seconds": seconds,
-            "rate": steps * batch_size / seconds, "peak_mb": peak_rss_mb(),
-            "heap_growth_mb": anon_mb() - heap_before}  # fmt: skip
+    return {
+        "images": steps * batch_size,
+        "seconds": seconds,
+        "rate": steps * batch_size / seconds,
+        "peak_mb": peak_rss_mb(),
+        "heap_growth_mb": anon_mb() - heap_before,
+    }
 
 
 MEASURES = {"cache": measure_cache, "pipeline": measure_pipeline}
@@ -109,8 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--only", choices=sorted(MEASURES), action="append",
-                        help="stage(s) to run (default: all)")  # fmt: skip
+    parser.add_argument(
+        "--only", choices=sorted(MEASURES), action="append", help="stage(s) to run (default: all)"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--images", type=int, default=20_000, help="synthetic set size")
     parser.add_argument("--image-size", type=int, default=64, choices=(32, 64, 128))
@@ -121,20 +126,33 @@ def main(argv: list[str] | None = None) -> int:
     source = synthetic_source(args.images)
     small = synthetic_source(args.images // 4)
     plan = {
-        "cache": [(f"cache 178x218 JPEG -> {args.image_size}px", dict(
-            source=source, image_size=args.image_size))],
-        "pipeline": [(f"input pipeline, {n} images", dict(
-            source=src, image_size=args.image_size, batch_size=args.batch_size, limit=10**9))
-            for n, src in ((args.images // 4, small), (args.images, source))],
-    }  # fmt: skip
+        "cache": [
+            (
+                f"cache 178x218 JPEG -> {args.image_size}px",
+                dict(source=source, image_size=args.image_size),
+            )
+        ],
+        "pipeline": [
+            (
+                f"input pipeline, {n} images",
+                dict(
+                    source=src, image_size=args.image_size, batch_size=args.batch_size, limit=10**9
+                ),
+            )
+            for n, src in ((args.images // 4, small), (args.images, source))
+        ],
+    }
     runs: dict[str, list[dict]] = {}
     for repeat in range(args.repeats):  # interleaved: every case once per round
         for stage in stages:
             for label, kwargs in plan[stage]:
                 result = in_child(stage, **kwargs)
                 runs.setdefault(label, []).append(result)
-                print(f"[{repeat + 1}/{args.repeats}] {label}: {result['rate']:.0f} images/s, "
-                      f"peak {result['peak_mb']:.0f} MB", file=sys.stderr)  # fmt: skip
+                print(
+                    f"[{repeat + 1}/{args.repeats}] {label}: {result['rate']:.0f} images/s, "
+                    f"peak {result['peak_mb']:.0f} MB",
+                    file=sys.stderr,
+                )
     summary = {
         label: {
             "rate_median": statistics.median(r["rate"] for r in results),
@@ -144,14 +162,19 @@ def main(argv: list[str] | None = None) -> int:
         }
         for label, results in runs.items()
     }
-    machine = {"cpus": os.cpu_count(), "python": platform.python_version(),
-               "processor": platform.processor() or platform.machine()}  # fmt: skip
+    machine = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "processor": platform.processor() or platform.machine(),
+    }
     Path(args.json).write_text(json.dumps({"machine": machine, "results": summary}, indent=2))
     print(f"\nmachine: {machine['cpus']} CPUs, Python {machine['python']}")
     print(f"{'measurement':<40} {'images/s (median)':>18} {'peak RSS MB':>12} {'heap +MB':>9}")
     for label, row in summary.items():
-        print(f"{label:<40} {row['rate_median']:>18,.0f} {row['peak_mb_max']:>12.0f} "
-              f"{row['heap_growth_mb_max']:>9.1f}")  # fmt: skip
+        print(
+            f"{label:<40} {row['rate_median']:>18,.0f} {row['peak_mb_max']:>12.0f} "
+            f"{row['heap_growth_mb_max']:>9.1f}"
+        )
     print(f"(all repeats in {args.json})")
     return 0
 

@@ -11,8 +11,10 @@ from conftest import HALF_RES, PROJECT, need
 def run_check(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(PROJECT / "check_env.py"), *args],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_ready_machine_exits_zero_and_reports_the_data():

@@ -20,7 +20,7 @@ from conftest import (
     make_official_root,
     need,
     write_jpeg,
-)  # fmt: skip
+)
 
 import dataset
 from attributes import ATTRIBUTES
@@ -277,8 +277,10 @@ def test_normalisation_round_trips():
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(PROJECT / "dataset.py"), *args],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_cli_bad_data_dir_is_one_line_and_nonzero(tmp_path):

@@ -1,0 +1,163 @@
+"""What the networks are fed: attribute-noise vectors and the two halves' batches.
+
+* ``attribute_noise``: 40 attribute bits (CelebA order) followed by ``noise_dim``
+  floats in [0, 1). With ``noise_dim=1`` this is the original design's 41-element
+  vector.
+* ``AttributeSampler``: where the 40 bits come from. ``dataset`` draws whole rows from
+  the training set (CelebA's attributes are correlated and rare ones are rare);
+  ``uniform`` draws independent fair bits, as the original design did; ``spec`` forces
+  the attributes of a request such as ``"Smiling,Eyeglasses,-Male"`` and draws the
+  others from the data rows that agree with it.
+* ``DiscriminatorBatches`` and ``GeneratorBatches``: ``keras.utils.PyDataset``
+  sequences for ``discriminator.train_on_batch`` and ``gan.train_on_batch``.
+
+Everything random here is drawn from ``numpy.random.default_rng([seed, ...])`` keyed by
+epoch and batch, so a batch is the same whoever asks for it and in whatever order. The
+models themselves live in dcgan.py; the images in dataset.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from attributes import ATTRIBUTES, INDEX, NUM_ATTRIBUTES, parse_spec
+from dataset import CelebaBatches
+from quiet_keras import keras
+
+SOURCES = ("dataset", "uniform", "spec")
+REAL, FAKE = 1.0, 0.0
+
+
+def attribute_noise(attributes: np.ndarray, noise_dim: int, rng: np.random.Generator) -> np.ndarray:
+    """[attributes | noise] as float32: the generator's input vector."""
+    noise = rng.random((len(attributes), noise_dim), dtype=np.float32)
+    return np.concatenate([attributes.astype(np.float32), noise], axis=1)
+
+
+class AttributeSampler:
+    """Draws 40-bit attribute rows from the data, uniformly, or for a request.
+
+    ``data`` is the (n, 40) 0/1 attribute matrix of the training rows; it is needed by
+    the ``dataset`` and ``spec`` sources.
+    """
+
+    def __init__(
+        self,
+        source: str = "dataset",
+        data: np.ndarray | None = None,
+        spec: str | dict[str, bool] | None = None,
+    ) -> None:
+        if source not in SOURCES:
+            raise ValueError(f"unknown attribute source {source!r}; use one of {SOURCES}")
+        if source != "uniform" and (data is None or len(data) == 0):
+            raise ValueError(f"attribute source {source!r} needs the data's attribute rows")
+        self.source = source
+        self.data = None if data is None else np.asarray(data, np.uint8)
+        self.settings = parse_spec(spec) if isinstance(spec, str) else dict(spec or {})
+        self.candidates = self.data
+        # Whether the data holds rows with every forced setting; when it does not, the
+        # other attributes come from all rows and only the forced ones are set.
+        self.supported = True
+        if source == "spec":
+            self.candidates = self._agreeing_rows()
+            self.supported = len(self.candidates) > 0
+            if not self.supported:
+                self.candidates = self.data
+
+    def _agreeing_rows(self) -> np.ndarray:
+        """Data rows that agree with every forced setting."""
+        columns = [INDEX[name] for name in self.settings]
+        wanted = np.array([int(on) for on in self.settings.values()], np.uint8)
+        return self.data[(self.data[:, columns] == wanted).all(axis=1)]
+
+    def sample(self, count: int, rng: np.random.Generator) -> np.ndarray:
+        """``count`` rows of 40 bits, float32 0/1."""
+        if self.source == "uniform":
+            rows = rng.integers(0, 2, (count, NUM_ATTRIBUTES), dtype=np.uint8)
+        else:
+            rows = self.candidates[rng.integers(0, len(self.candidates), count)].copy()
+        for name, on in self.settings.items():
+            rows[:, INDEX[name]] = int(on)
+        return rows.astype(np.float32)
+
+
+class DiscriminatorBatches(keras.utils.PyDataset):
+    """Batches for ``discriminator.train_on_batch``: ((images, attributes), targets).
+
+    Each batch holds ``n`` real images with their true attributes (target 1), ``n``
+    generated images with sampled attributes (target 0), and ``n // 2`` real images
+    paired with another image's attributes (target 0), so that a real-looking face
+    with the wrong attributes is taught to score as fake.
+    """
+
+    def __init__(
+        self,
+        real: CelebaBatches,
+        generator: keras.Model,
+        sampler: AttributeSampler,
+        noise_dim: int,
+        seed: int = 0,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.real, self.generator, self.sampler = real, generator, sampler
+        self.noise_dim, self.seed = noise_dim, seed
+
+    def __len__(self) -> int:
+        return len(self.real)
+
+    def __getitem__(self, index: int):
+        images, attrs = self.real[index]
+        n = len(images)
+        rng = np.random.default_rng([self.seed, 1, self.real.epoch, index])
+        fake_attrs = self.sampler.sample(n, rng)
+        fakes = self.generator.predict_on_batch(attribute_noise(fake_attrs, self.noise_dim, rng))
+        wrong = mismatched(attrs[: n // 2], rng)
+        batch_images = np.concatenate([images, np.asarray(fakes), images[: n // 2]])
+        batch_attrs = np.concatenate([attrs, fake_attrs, wrong])
+        targets = np.concatenate([np.full(n, REAL), np.full(n + n // 2, FAKE)])
+        return (batch_images, batch_attrs), targets.astype(np.float32)[:, None]
+
+    def on_epoch_end(self) -> None:
+        self.real.on_epoch_end()
+
+
+def mismatched(attrs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Each row's attributes replaced by another row's (a derangement by rotation)."""
+    if len(attrs) < 2:
+        return 1 - attrs
+    return np.roll(attrs, int(rng.integers(1, len(attrs))), axis=0)
+
+
+class GeneratorBatches(keras.utils.PyDataset):
+    """Batches for ``gan.train_on_batch``: (attribute-noise, "face" targets)."""
+
+    def __init__(
+        self,
+        sampler: AttributeSampler,
+        batch_size: int,
+        steps: int,
+        noise_dim: int,
+        seed: int = 0,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.sampler, self.batch_size, self.steps = sampler, batch_size, steps
+        self.noise_dim, self.seed, self.epoch = noise_dim, seed, 0
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __getitem__(self, index: int):
+        rng = np.random.default_rng([self.seed, 2, self.epoch, index])
+        attrs = self.sampler.sample(self.batch_size, rng)
+        inputs = attribute_noise(attrs, self.noise_dim, rng)
+        return inputs, np.full((self.batch_size, 1), REAL, np.float32)
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+
+
+def describe(attrs: np.ndarray, names: tuple[str, ...] = ATTRIBUTES) -> str:
+    """The attributes that are on in one row, for labels."""
+    return ", ".join(name for name, bit in zip(names, attrs) if bit > 0.5) or "(none)"

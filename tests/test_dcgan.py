@@ -1,0 +1,200 @@
+"""dcgan.py: model shapes, attribute conditioning, freezing on weights, the CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import PROJECT
+
+import dcgan
+from quiet_keras import keras
+
+
+@pytest.mark.parametrize("size", [32, 64, 128])
+def test_models_fit_each_image_size(size):
+    generator = dcgan.build_generator(size, noise_dim=8, width=8)
+    discriminator = dcgan.build_discriminator(size, width=8)
+    z = np.random.default_rng(0).random((2, 48), dtype=np.float32)
+    images = np.asarray(generator.predict_on_batch(z))
+    assert images.shape == (2, size, size, 3)
+    assert images.min() >= -1 and images.max() <= 1
+    logits = np.asarray(discriminator.predict_on_batch([images, z[:, :40]]))
+    assert logits.shape == (2, 1)
+
+
+def test_discriminator_score_depends_on_the_attributes():
+    discriminator = dcgan.build_discriminator(32, width=8)
+    rng = np.random.default_rng(1)
+    image = np.repeat(rng.uniform(-1, 1, (1, 32, 32, 3)).astype(np.float32), 2, axis=0)
+    attrs = np.stack([np.zeros(40), np.ones(40)]).astype(np.float32)
+    logits = np.asarray(discriminator.predict_on_batch([image, attrs]))
+    assert abs(logits[0, 0] - logits[1, 0]) > 1e-3
+
+
+def weights(model: keras.Model) -> list[np.ndarray]:
+    return [np.array(w) for w in model.get_weights()]
+
+
+def changed(before, after) -> bool:
+    return any(not np.array_equal(a, b) for a, b in zip(before, after))
+
+
+def test_freezing_trains_only_the_right_network_on_each_step():
+    generator = dcgan.build_generator(32, noise_dim=8, width=8)
+    discriminator = dcgan.build_discriminator(32, width=8)
+    gan = dcgan.build_gan(generator, discriminator)
+    dcgan.compile_models(generator, discriminator, gan, lr=1e-3, beta1=0.5)
+    rng = np.random.default_rng(0)
+    attrs = rng.integers(0, 2, (8, 40)).astype(np.float32)
+    images = rng.uniform(-1, 1, (8, 32, 32, 3)).astype(np.float32)
+    d_batch = ((images, attrs), rng.integers(0, 2, (8, 1)).astype(np.float32))
+    g_batch = (
+        np.concatenate([attrs, rng.random((8, 8), dtype=np.float32)], 1),
+        np.ones((8, 1), np.float32),
+    )
+    for _ in range(3):  # the first call traces each train function; later ones reuse it
+        d0, g0 = weights(discriminator), weights(generator)
+        dcgan.set_trainable(discriminator, True)
+        discriminator.train_on_batch(*d_batch)
+        d1, g1 = weights(discriminator), weights(generator)
+        assert changed(d0, d1), "the discriminator step did not train D"
+        assert not changed(g0, g1), "the discriminator step changed G"
+        dcgan.set_trainable(discriminator, False)
+        gan.train_on_batch(*g_batch)
+        d2, g2 = weights(discriminator), weights(generator)
+        assert not changed(d1, d2), "the stacked step changed the frozen D"
+        assert changed(g1, g2), "the stacked step did not train G"
+    losses = dcgan.train_step(discriminator, gan, d_batch, g_batch)
+    assert set(losses) == {"d_loss", "d_acc", "g_loss"}
+    assert discriminator.trainable  # left trainable for the next D step and for saving
+
+
+# ---------------------------------------------------------------------------- CLI
+
+
+@pytest.fixture(scope="module")
+def trained_run(synth_root, tmp_path_factory):
+    """One short epoch on tiny synthetic data, then a resumed second one."""
+    out = tmp_path_factory.mktemp("run") / "run"
+    common = [
+        "--data-dir",
+        str(synth_root),
+        "--image-size",
+        "32",
+        "--batch-size",
+        "16",
+        "--noise-dim",
+        "8",
+        "--width",
+        "8",
+        "--steps-per-epoch",
+        "3",
+        "--out",
+        str(out),
+    ]
+    assert dcgan.main(["--epochs", "1", *common]) == 0
+    first = json.loads((out / "checkpoints" / "epoch-0001" / "state.json").read_text())
+    assert dcgan.main(["--epochs", "2", "--resume", *common]) == 0
+    return out, common, first
+
+
+def test_training_writes_grid_csv_plot_and_checkpoint(trained_run):
+    out, _, first = trained_run
+    assert (out / "samples" / "epoch-0001.png").stat().st_size > 5000
+    assert (out / "losses.png").stat().st_size > 5000
+    with open(out / "losses.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["epoch"], r["step"]) for r in rows] == [(e, s) for e in "12" for s in "123"]
+    assert all(np.isfinite(float(r[k])) for r in rows for k in ("d_loss", "g_loss", "d_acc"))
+    folder = out / "checkpoints" / "epoch-0001"
+    for name in ("generator.keras", "discriminator.keras", "state.json", "probes.npy"):
+        assert (folder / name).is_file()
+    assert first["epoch"] == 1 and first["settings"]["image_size"] == 32
+
+
+def test_resume_continues_the_epoch_count(trained_run):
+    out, _, _ = trained_run
+    assert (out / "checkpoints" / "LATEST").read_text().strip() == "epoch-0002"
+    state = json.loads((out / "checkpoints" / "epoch-0002" / "state.json").read_text())
+    assert state["epoch"] == 2
+    assert (out / "samples" / "epoch-0002.png").is_file()
+
+
+def test_resume_restores_the_optimizer_state(trained_run):
+    out, _, _ = trained_run
+    generator, discriminator, *_ = dcgan.load_checkpoint(out / "checkpoints" / "epoch-0002")
+    assert int(generator.optimizer.iterations) == 6  # 3 steps per epoch, two epochs
+    assert int(discriminator.optimizer.iterations) == 6
+
+
+def test_resume_with_another_architecture_names_both_values(trained_run, capsys):
+    _, common, _ = trained_run
+    args = [*common, "--epochs", "3", "--resume"]
+    args[args.index("--noise-dim") + 1] = "16"
+    assert dcgan.main(args) == 2
+    assert "trained with --noise-dim 8, not 16" in capsys.readouterr().err
+
+
+def test_generate_writes_pngs_and_a_grid(trained_run, tmp_path):
+    out, _, _ = trained_run
+    target = tmp_path / "faces"
+    args = [
+        "generate",
+        "--checkpoint",
+        str(out),
+        "--attrs",
+        "Smiling,Eyeglasses,-Male",
+        "--count",
+        "5",
+        "--out",
+        str(target),
+    ]
+    assert dcgan.main(args) == 0
+    assert sorted(p.name for p in target.iterdir()) == [
+        *(f"face-{i:04d}.png" for i in range(1, 6)),
+        "grid.png",
+    ]
+    flips = [
+        "generate",
+        "--checkpoint",
+        str(out),
+        "--flip",
+        "Smiling,Male",
+        "--count",
+        "3",
+        "--out",
+        str(target),
+    ]
+    assert dcgan.main(flips) == 0
+    assert (target / "flips.png").is_file()
+
+
+def test_cli_errors_are_one_line_without_traceback(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(PROJECT / "dcgan.py"),
+            "generate",
+            "--checkpoint",
+            str(tmp_path),
+            "--attrs",
+            "Smiling",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: --checkpoint") and result.stderr.count("\n") == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_attribute_in_generate_suggests_the_name(trained_run, capsys):
+    out, _, _ = trained_run
+    assert dcgan.main(["generate", "--checkpoint", str(out), "--attrs", "Eyeglass"]) == 2
+    assert "Did you mean Eyeglasses?" in capsys.readouterr().err
