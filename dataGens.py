@@ -1,8 +1,8 @@
 """What the networks are fed: attribute-noise vectors and the two halves' batches.
 
 * ``attribute_noise``: 40 attribute bits (CelebA order) followed by ``noise_dim``
-  floats in [0, 1). With ``noise_dim=1`` this is the original design's 41-element
-  vector.
+  noise floats. With ``noise_dim=1`` this is the original design's 41-element vector:
+  40 bits and one float in [0, 1); longer noise is standard normal.
 * ``AttributeSampler``: where the 40 bits come from. ``dataset`` draws whole rows from
   the training set (CelebA's attributes are correlated and rare ones are rare);
   ``uniform`` draws independent fair bits, as the original design did; ``spec`` forces
@@ -28,9 +28,18 @@ SOURCES = ("dataset", "uniform", "spec")
 REAL, FAKE = 1.0, 0.0
 
 
+def sample_noise(count: int, noise_dim: int, rng: np.random.Generator) -> np.ndarray:
+    """The noise part: one float in [0, 1) as in the original design when noise_dim is 1,
+    standard normal floats otherwise (as DCGAN; their spread keeps the generator from
+    ignoring them next to the 0/1 attribute bits)."""
+    if noise_dim == 1:
+        return rng.random((count, 1), dtype=np.float32)
+    return rng.standard_normal((count, noise_dim), dtype=np.float32)
+
+
 def attribute_noise(attributes: np.ndarray, noise_dim: int, rng: np.random.Generator) -> np.ndarray:
     """[attributes | noise] as float32: the generator's input vector."""
-    noise = rng.random((len(attributes), noise_dim), dtype=np.float32)
+    noise = sample_noise(len(attributes), noise_dim, rng)
     return np.concatenate([attributes.astype(np.float32), noise], axis=1)
 
 
@@ -85,9 +94,10 @@ class DiscriminatorBatches(keras.utils.PyDataset):
     """Batches for ``discriminator.train_on_batch``: ((images, attributes), targets).
 
     Each batch holds ``n`` real images with their true attributes (target 1), ``n``
-    generated images with sampled attributes (target 0), and ``n // 2`` real images
+    generated images with sampled attributes (target 0), and about ``n / 2`` real images
     paired with another image's attributes (target 0), so that a real-looking face
-    with the wrong attributes is taught to score as fake.
+    with the wrong attributes is taught to score as fake. Every part is a multiple of
+    the discriminator's minibatch group (4), so no group mixes real and generated.
     """
 
     def __init__(
@@ -112,10 +122,11 @@ class DiscriminatorBatches(keras.utils.PyDataset):
         rng = np.random.default_rng([self.seed, 1, self.real.epoch, index])
         fake_attrs = self.sampler.sample(n, rng)
         fakes = self.generator.predict_on_batch(attribute_noise(fake_attrs, self.noise_dim, rng))
-        wrong = mismatched(attrs[: n // 2], rng)
-        batch_images = np.concatenate([images, np.asarray(fakes), images[: n // 2]])
+        m = n // 8 * 4
+        wrong = mismatched(attrs[:m], rng)
+        batch_images = np.concatenate([images, np.asarray(fakes), images[:m]])
         batch_attrs = np.concatenate([attrs, fake_attrs, wrong])
-        targets = np.concatenate([np.full(n, REAL), np.full(n + n // 2, FAKE)])
+        targets = np.concatenate([np.full(n, REAL), np.full(n + m, FAKE)])
         return (batch_images, batch_attrs), targets.astype(np.float32)[:, None]
 
     def on_epoch_end(self) -> None:

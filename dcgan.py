@@ -39,7 +39,13 @@ from tqdm import tqdm
 
 import dataset
 from attributes import ATTRIBUTES, NUM_ATTRIBUTES, SpecError, format_spec, parse_spec
-from dataGens import AttributeSampler, DiscriminatorBatches, GeneratorBatches, attribute_noise
+from dataGens import (
+    AttributeSampler,
+    DiscriminatorBatches,
+    GeneratorBatches,
+    attribute_noise,
+    sample_noise,
+)
 from quiet_keras import keras
 
 layers, ops = keras.layers, keras.ops
@@ -116,6 +122,30 @@ class Projection(layers.Layer):
         return ops.sum(ops.matmul(signed, self.embedding) * phi, axis=-1, keepdims=True)
 
 
+@keras.saving.register_keras_serializable(package="dcgan")
+class MinibatchStdDev(layers.Layer):
+    """Appends the spread of features across groups of 4 images as one more channel.
+
+    A generator that ignores its noise makes near-identical images, whose spread is
+    visibly smaller than that of real faces; this lets the discriminator see it
+    (Karras et al. 2018). Batches given to the discriminator are multiples of 4, and
+    consecutive images of a group are all real or all generated.
+    """
+
+    group = 4
+
+    def call(self, x):
+        _, height, width, channels = x.shape
+        grouped = ops.reshape(x, (-1, self.group, height, width, channels))
+        spread = ops.sqrt(ops.var(grouped, axis=1) + 1e-8)
+        spread = ops.mean(spread, axis=(1, 2, 3), keepdims=True)  # one number per group
+        spread = ops.repeat(spread, self.group, axis=0)  # back to one per image
+        return ops.concatenate([x, ops.ones_like(x[..., :1]) * spread], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], input_shape[-1] + 1)
+
+
 def build_discriminator(image_size: int = 64, width: int = 32) -> keras.Model:
     """(image, attributes) -> one face/no-face logit that depends on both."""
     steps = _upsamples(image_size)
@@ -123,6 +153,8 @@ def build_discriminator(image_size: int = 64, width: int = 32) -> keras.Model:
     attributes = keras.Input((NUM_ATTRIBUTES,), name="attributes")
     x = image
     for i in range(steps):
+        if i == steps - 1:
+            x = MinibatchStdDev()(x)
         x = layers.Conv2D(width * 2 ** min(3, i), 4, strides=2, padding="same")(x)
         x = layers.LeakyReLU(0.2)(x)
     phi = layers.Flatten()(x)
@@ -174,7 +206,7 @@ def make_probes(sampler_data: np.ndarray, noise_dim: int, seed: int) -> dict[str
     rng = np.random.default_rng([seed, 99])
     rows = [AttributeSampler("spec", sampler_data, spec).sample(1, rng)[0] for spec in PROBE_SPECS]
     attrs = np.repeat(np.stack(rows), PROBE_COLUMNS, axis=0)
-    noise = rng.random((PROBE_COLUMNS, noise_dim), dtype=np.float32)
+    noise = sample_noise(PROBE_COLUMNS, noise_dim, rng)
     inputs = np.concatenate([attrs, np.tile(noise, (len(PROBE_SPECS), 1))], axis=1)
     return {"inputs": inputs}
 
@@ -443,7 +475,7 @@ def generate(args: argparse.Namespace) -> int:
     if args.flip:
         flips = list(parse_spec(args.flip))
         base = sampler.sample(args.count, rng)
-        noise = rng.random((args.count, noise_dim), dtype=np.float32)
+        noise = sample_noise(args.count, noise_dim, rng)
         columns = [base] + [_flipped(base, name) for name in flips]
         inputs = np.concatenate(
             [np.concatenate([c[i : i + 1] for c in columns]) for i in range(args.count)]
@@ -487,6 +519,15 @@ def _positive(text: str) -> int:
     return value
 
 
+def _multiple_of_8(text: str) -> int:
+    value = _positive(text)
+    if value % 8:
+        raise argparse.ArgumentTypeError(
+            f"{value} is not a multiple of 8 (the discriminator compares groups of 4 images)"
+        )
+    return value
+
+
 def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
@@ -507,7 +548,12 @@ def train_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--image-size", type=int, default=d["image_size"], choices=dataset.IMAGE_SIZES
     )
-    parser.add_argument("--batch-size", type=_positive, default=d["batch_size"])
+    parser.add_argument(
+        "--batch-size",
+        type=_multiple_of_8,
+        default=d["batch_size"],
+        help="real images per step (a multiple of 8)",
+    )
     parser.add_argument(
         "--noise-dim",
         type=_positive,

@@ -63,6 +63,7 @@ background colours, pose (rotation, scale, shift), lighting direction and streng
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from multiprocessing import Pool
@@ -75,6 +76,8 @@ from tqdm import tqdm
 from attributes import ATTRIBUTES, INDEX
 
 WIDTH, HEIGHT = 178, 218
+# Bumped whenever the drawing or the sampling changes, so ensure() re-renders old sets.
+RENDERER_VERSION = 2
 DEFAULT_COUNT = 20_000
 PARTITION_SHARES = (0.8, 0.1, 0.1)  # train, val, test; CelebA's are 80.3/9.8/9.9 %
 
@@ -249,18 +252,12 @@ def render_face(attrs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if long_hair or not (a["Bald"] or a["Wearing_Hat"]):
         _hair_back(image, a, rng, cx, cy, half_w, half_h, hair_c, long_hair)
     _body(image, a, rng, cx, cy, half_h, skin_c, shade_c)
-    for side in (-1, 1):  # ears
-        cv2.ellipse(
-            image,
-            (int(cx + side * half_w * 0.98), int(cy - 2)),
-            (7, 13),
-            0,
-            0,
-            360,
-            shade_c,
-            -1,
-            _AA,
-        )
+    for side in (-1, 1):  # ears, with a ring at the lobe for Wearing_Earrings
+        ear_x = int(cx + side * half_w * 0.98)
+        cv2.ellipse(image, (ear_x, int(cy - 2)), (7, 13), 0, 0, 360, shade_c, -1, _AA)
+        if a["Wearing_Earrings"]:
+            metal = (40, 190, 235) if rng.random() < 0.6 else (225, 225, 225)
+            cv2.circle(image, (ear_x + side * 2, int(cy + 15)), 4, metal, 2, _AA)
     if a["Double_Chin"]:
         cv2.ellipse(
             image,
@@ -293,19 +290,20 @@ def render_face(attrs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     _nose(image, a, cx, cy, shade_c)
     _mouth(image, a, rng, cx, cy, skin)
     _cheeks(image, a, cx, cy, half_w, skin)
-    if not a["Young"]:
-        for dy in (0, 6):
-            cv2.ellipse(image, (int(cx), int(cy - 40 + dy)), (20, 6), 0, 200, 340, shade_c, 1, _AA)
+    if not a["Young"]:  # forehead lines and smile lines, 2 px so they survive 64 px
+        wrinkle = tuple(int(c * 0.8) for c in shade_c)
+        for dy in (0, 7):
+            cv2.ellipse(image, (int(cx), int(cy - 40 + dy)), (22, 6), 0, 200, 340, wrinkle, 2, _AA)
         for side in (-1, 1):
             cv2.ellipse(
                 image,
-                (int(cx + side * 17), int(cy + 22)),
-                (6, 14),
+                (int(cx + side * 18), int(cy + 22)),
+                (6, 15),
                 0,
                 90 - side * 70,
                 90 + side * 10,
-                shade_c,
-                1,
+                wrinkle,
+                2,
                 _AA,
             )
     if a["Wearing_Hat"]:
@@ -335,17 +333,11 @@ def _hair_back(image, a, rng, cx, cy, half_w, half_h, hair_c, long_hair) -> None
     width = half_w + (18 if long_hair else 9) + (8 if a["Wavy_Hair"] else 0)
     outline = _wavy_outline(cx, top, bottom, width, a["Wavy_Hair"], rng)
     cv2.fillPoly(image, [outline], hair_c, _AA)
-    dark = tuple(int(c * 0.7) for c in hair_c)
+    dark = tuple(int(c * 0.6) for c in hair_c)
     if a["Straight_Hair"]:
         for dx in np.linspace(-width + 6, width - 6, 9):
-            cv2.line(
-                image,
-                (int(cx + dx), int(top + 12)),
-                (int(cx + dx * 1.05), int(bottom - 4)),
-                dark,
-                1,
-                _AA,
-            )
+            start, end = (int(cx + dx), int(top + 12)), (int(cx + dx * 1.05), int(bottom - 4))
+            cv2.line(image, start, end, dark, 2, _AA)
     elif a["Wavy_Hair"]:
         ys = np.linspace(top + 10, bottom - 4, 24)
         for dx in np.linspace(-width + 8, width - 8, 7):
@@ -354,47 +346,40 @@ def _hair_back(image, a, rng, cx, cy, half_w, half_h, hair_c, long_hair) -> None
 
 
 def _body(image, a, rng, cx, cy, half_h, skin_c, shade_c) -> None:
+    """Neck and shirt; collar, tie and necklace sit just under the chin, inside the crop."""
     shirt = _rgb(rng.integers(20, 230, 3))
-    neck_top, shoulder_y = int(cy + half_h * 0.6), int(cy + half_h + 28)
-    cv2.ellipse(image, (int(cx), shoulder_y + 40), (78, 50), 0, 180, 360, shirt, -1, _AA)
-    cv2.rectangle(image, (0, shoulder_y + 38), (WIDTH, HEIGHT), shirt, -1)
+    neck_top, shoulder_y = int(cy + half_h * 0.6), int(cy + half_h + 10)
+    cv2.ellipse(image, (int(cx), shoulder_y + 32), (80, 42), 0, 180, 360, shirt, -1, _AA)
+    cv2.rectangle(image, (0, shoulder_y + 30), (WIDTH, HEIGHT), shirt, -1)
     cv2.rectangle(image, (int(cx - 17), neck_top), (int(cx + 17), shoulder_y), skin_c, -1)
-    cv2.ellipse(image, (int(cx), shoulder_y - 2), (17, 9), 0, 0, 180, shade_c, -1, _AA)
     if a["Wearing_Necktie"]:
-        white = (245, 245, 245)
-        collar = np.array(
-            [
-                [cx - 24, shoulder_y - 4],
-                [cx, shoulder_y + 18],
-                [cx + 24, shoulder_y - 4],
-                [cx + 20, shoulder_y + 30],
-                [cx - 20, shoulder_y + 30],
-            ],
-            np.int32,
-        )
-        cv2.fillPoly(image, [collar], white, _AA)
+        for side in (-1, 1):
+            wing = [
+                [cx + side * 26, shoulder_y - 14],
+                [cx + side * 3, shoulder_y + 2],
+                [cx + side * 24, shoulder_y + 10],
+            ]
+            cv2.fillPoly(image, [np.array(wing, np.int32)], (245, 245, 245), _AA)
         tie = _rgb(rng.integers(0, 200, 3))
-        cv2.fillPoly(
+        blade = [
+            [cx - 6, shoulder_y - 12],
+            [cx + 6, shoulder_y - 12],
+            [cx + 9, HEIGHT],
+            [cx - 9, HEIGHT],
+        ]
+        cv2.fillPoly(image, [np.array(blade, np.int32)], tie, _AA)
+        cv2.rectangle(
             image,
-            [
-                np.array(
-                    [
-                        [cx - 6, shoulder_y + 4],
-                        [cx + 6, shoulder_y + 4],
-                        [cx + 10, HEIGHT],
-                        [cx - 10, HEIGHT],
-                    ],
-                    np.int32,
-                )
-            ],
-            tie,
-            _AA,
+            (int(cx - 6), shoulder_y - 12),
+            (int(cx + 6), shoulder_y - 3),
+            tuple(int(c * 0.6) for c in tie),
+            -1,
         )
     if a["Wearing_Necklace"]:
         metal = (60, 200, 230) if rng.random() < 0.5 else (215, 215, 215)
-        for angle in np.linspace(20, 160, 11):
+        for angle in np.linspace(15, 165, 13):
             x = cx + 21 * np.cos(np.radians(angle))
-            y = shoulder_y - 6 + 14 * np.sin(np.radians(angle))
+            y = cy + half_h - 2 + 9 * np.sin(np.radians(angle))
             cv2.circle(image, (int(x), int(y)), 2, metal, -1, _AA)
 
 
@@ -414,7 +399,7 @@ def _facial_hair(image, a, cx, cy, half_w, half_h, hair_c) -> None:
                 -1,
                 _AA,
             ),
-            0.35,
+            0.5,
         )
     if a["Sideburns"]:
         for side in (-1, 1):
@@ -544,7 +529,7 @@ def _nose(image, a, cx, cy, shade_c) -> None:
             [[cx - 2, cy - 6], [cx - width, tip_y - 2], [cx, tip_y + 4], [cx + width, tip_y - 2]],
             np.int32,
         )
-        cv2.polylines(image, [points], False, shade_c, 2, _AA)
+        cv2.fillPoly(image, [points], shade_c, _AA)
     else:
         cv2.line(image, (int(cx - 2), int(cy - 6)), (int(cx - 3), int(tip_y - 3)), shade_c, 1, _AA)
         cv2.ellipse(image, (int(cx), int(tip_y)), (width, 4), 0, 0, 180, shade_c, 2, _AA)
@@ -715,6 +700,7 @@ def write_dataset(
             for done in pool.imap_unordered(_render_chunk, jobs):
                 bar.update(done)
         write_label_files(staging, rows)
+        (staging / "synthetic.json").write_text(json.dumps(_identity(count, seed)) + "\n")
         if out.exists():
             shutil.rmtree(out)
         os.replace(staging, out)
@@ -724,12 +710,16 @@ def write_dataset(
     return out
 
 
+def _identity(count: int, seed: int) -> dict:
+    return {"renderer_version": RENDERER_VERSION, "count": count, "seed": seed}
+
+
 def ensure(out: str | os.PathLike, count: int = DEFAULT_COUNT, seed: int = 0) -> Path:
-    """Render the set into ``out`` unless a complete one of ``count`` faces is there."""
+    """Render the set into ``out`` unless this renderer already made it there."""
     out = Path(out)
-    attr_file = out / "list_attr_celeba.txt"
-    if attr_file.is_file():
-        with open(attr_file) as handle:
-            if handle.readline().strip() == str(count):
-                return out
+    try:
+        if json.loads((out / "synthetic.json").read_text()) == _identity(count, seed):
+            return out
+    except (OSError, ValueError):
+        pass
     return write_dataset(out, count, seed)

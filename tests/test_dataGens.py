@@ -33,6 +33,13 @@ def test_original_design_vector_is_40_bits_and_one_float():
     assert len(np.unique(vectors[:, 40])) == 100
 
 
+def test_longer_noise_is_standard_normal():
+    vectors = attribute_noise(np.zeros((4000, 40)), 64, np.random.default_rng(0))
+    noise = vectors[:, 40:]
+    assert vectors.shape == (4000, 104)
+    assert abs(noise.mean()) < 0.01 and abs(noise.std() - 1) < 0.01
+
+
 def test_uniform_source_draws_fair_independent_bits():
     rows = AttributeSampler("uniform").sample(20_000, np.random.default_rng(1))
     assert rows.shape == (20_000, 40) and set(np.unique(rows)) == {0.0, 1.0}

@@ -19,21 +19,34 @@ from quiet_keras import keras
 def test_models_fit_each_image_size(size):
     generator = dcgan.build_generator(size, noise_dim=8, width=8)
     discriminator = dcgan.build_discriminator(size, width=8)
-    z = np.random.default_rng(0).random((2, 48), dtype=np.float32)
+    z = np.random.default_rng(0).random((4, 48), dtype=np.float32)
     images = np.asarray(generator.predict_on_batch(z))
-    assert images.shape == (2, size, size, 3)
+    assert images.shape == (4, size, size, 3)
     assert images.min() >= -1 and images.max() <= 1
     logits = np.asarray(discriminator.predict_on_batch([images, z[:, :40]]))
-    assert logits.shape == (2, 1)
+    assert logits.shape == (4, 1)
 
 
 def test_discriminator_score_depends_on_the_attributes():
     discriminator = dcgan.build_discriminator(32, width=8)
     rng = np.random.default_rng(1)
-    image = np.repeat(rng.uniform(-1, 1, (1, 32, 32, 3)).astype(np.float32), 2, axis=0)
-    attrs = np.stack([np.zeros(40), np.ones(40)]).astype(np.float32)
+    image = np.repeat(rng.uniform(-1, 1, (1, 32, 32, 3)).astype(np.float32), 4, axis=0)
+    attrs = np.stack([np.zeros(40), np.ones(40)] * 2).astype(np.float32)
     logits = np.asarray(discriminator.predict_on_batch([image, attrs]))
     assert abs(logits[0, 0] - logits[1, 0]) > 1e-3
+    assert logits[0, 0] == pytest.approx(logits[2, 0])
+
+
+def test_minibatch_spread_channel_sees_identical_images():
+    layer = dcgan.MinibatchStdDev()
+    rng = np.random.default_rng(2)
+    same = np.repeat(rng.normal(size=(1, 4, 4, 3)), 4, axis=0)
+    varied = rng.normal(size=(4, 4, 4, 3))
+    out = np.asarray(layer(np.concatenate([same, varied]).astype(np.float32)))
+    assert out.shape == (8, 4, 4, 4)
+    assert out[:4, ..., 3].max() < 1e-3  # a collapsed group has no spread
+    assert out[4:, ..., 3].min() > 0.5  # unit-variance images do
+    np.testing.assert_allclose(out[..., :3], np.concatenate([same, varied]), rtol=1e-6)
 
 
 def weights(model: keras.Model) -> list[np.ndarray]:

@@ -1,0 +1,375 @@
+"""Measure what the GAN makes: attribute-control accuracy, flip test and diversity.
+
+* An attribute classifier (a small Keras CNN, 40 sigmoid outputs) is trained on the
+  real training faces at the GAN's resolution and cached; its accuracy on held-out
+  real faces is the ceiling that generated faces are compared against.
+* Attribute-control accuracy: for generated faces whose requested attributes are drawn
+  from the data's joint distribution, how often the classifier agrees with the request,
+  per attribute, on average, and balanced (mean of the on- and off-class recalls, so
+  rare attributes cannot hide behind the majority class).
+* Flip test: same noise, one attribute switched; how often the classifier's prediction
+  switches with it.
+* Diversity: mean pairwise pixel distance between faces made for one attribute vector
+  with different noise, beside the same figure for random pairs of real faces.
+
+    python evaluate.py --checkpoint runs/dcgan              # table, report.json, PNG
+
+It does not train the GAN (dcgan.py) or read CelebA itself (dataset.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+import dataset
+from attributes import ATTRIBUTES, NUM_ATTRIBUTES
+from dataGens import AttributeSampler, attribute_noise, sample_noise
+from quiet_keras import keras
+
+layers = keras.layers
+CLASSIFIER_VERSION = 1
+HELD_OUT_FRACTION = 0.1  # of the training split, when the data has no test partition
+
+
+# ------------------------------------------------------------------ classifier
+
+
+def build_classifier(image_size: int, width: int = 32) -> keras.Model:
+    """Image -> 40 attribute probabilities; the layer named "features" is the
+    penultimate embedding used for distances between image sets."""
+    image = keras.Input((image_size, image_size, 3), name="image")
+    x = image
+    for i in range(4):
+        x = layers.Conv2D(width * 2**i, 3, strides=2, padding="same", use_bias=False)(x)
+        x = layers.ReLU()(layers.BatchNormalization(momentum=0.9)(x))
+    x = layers.GlobalAveragePooling2D()(x)
+    features = layers.Dense(256, activation="relu", name="features")(x)
+    outputs = layers.Dense(NUM_ATTRIBUTES, activation="sigmoid", name="attributes")(features)
+    return keras.Model(image, outputs, name="attribute_classifier")
+
+
+def evaluation_split(cache: dataset.Cache, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(train rows, held-out rows): the test partition, else a held-out fraction."""
+    held_out = cache.split_indices("test")
+    train = cache.split_indices("train")
+    if len(held_out) == 0:
+        shuffled = np.random.default_rng(seed).permutation(train)
+        cut = max(1, int(len(train) * HELD_OUT_FRACTION))
+        held_out, train = np.sort(shuffled[:cut]), np.sort(shuffled[cut:])
+    return train, held_out
+
+
+class RowBatches(keras.utils.PyDataset):
+    """Batches of (images, attributes) from chosen cache rows, shuffled per epoch."""
+
+    def __init__(
+        self,
+        cache: dataset.Cache,
+        rows: np.ndarray,
+        batch_size: int,
+        seed: int = 0,
+        shuffle: bool = True,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.cache, self.rows, self.batch_size = cache, rows, batch_size
+        self.seed, self.shuffle, self.epoch = seed, shuffle, 0
+
+    def __len__(self) -> int:
+        return -(-len(self.rows) // self.batch_size)
+
+    def __getitem__(self, index: int):
+        order = self.rows
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, self.epoch]).permutation(self.rows)
+        rows = np.sort(order[index * self.batch_size : (index + 1) * self.batch_size])
+        return dataset.to_float(self.cache.images[rows]), self.cache.attributes[rows].astype(
+            np.float32
+        )
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+
+
+def classifier_path(cache: dataset.Cache) -> Path:
+    return cache.path / f"attribute-classifier-v{CLASSIFIER_VERSION}.keras"
+
+
+def balanced_bce(frequencies: np.ndarray):
+    """Binary cross-entropy with each attribute's on and off rows weighted 1/(2p) and
+    1/(2(1-p)), so rare attributes weigh as much as common ones: it optimises the
+    balanced accuracy reported here."""
+    p = np.clip(frequencies, 0.01, 0.99).astype(np.float32)
+    on_weight, off_weight = 0.5 / p, 0.5 / (1 - p)
+    ops = keras.ops
+
+    def loss(y_true, y_pred):
+        y_pred = ops.clip(y_pred, 1e-7, 1 - 1e-7)
+        terms = on_weight * y_true * ops.log(y_pred) + off_weight * (1 - y_true) * ops.log(
+            1 - y_pred
+        )
+        return -ops.mean(terms, axis=-1)
+
+    return loss
+
+
+def train_classifier(
+    cache: dataset.Cache, epochs: int = 6, batch_size: int = 128, seed: int = 0, verbose: int = 1
+) -> keras.Model:
+    """Train on the training rows and save next to the cache it was trained on."""
+    keras.utils.set_random_seed(seed)
+    train_rows, _ = evaluation_split(cache, seed)
+    model = build_classifier(cache.images.shape[1])
+    model.compile(
+        keras.optimizers.Adam(1e-3),
+        balanced_bce(cache.attributes[train_rows].mean(axis=0)),
+        metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
+    )
+    model.fit(RowBatches(cache, train_rows, batch_size, seed), epochs=epochs, verbose=verbose)
+    path = classifier_path(cache)
+    partial = path.with_name(f".{path.name}.partial.keras")
+    model.save(partial)
+    os.replace(partial, path)
+    return model
+
+
+def load_or_train_classifier(
+    cache: dataset.Cache, path: str | None = None, verbose: int = 1
+) -> keras.Model:
+    """A given classifier, the one cached for this data and size, or a new one."""
+    target = Path(path) if path else classifier_path(cache)
+    if target.is_file():
+        return keras.models.load_model(target, compile=False)
+    if path:
+        raise dataset.DataError(f"--classifier {path}: no such file")
+    print(
+        f"training the attribute classifier for {cache.path.name} (cached for next time)",
+        file=sys.stderr,
+    )
+    return train_classifier(cache, verbose=verbose)
+
+
+# --------------------------------------------------------------------- metrics
+
+
+def attribute_scores(predicted: np.ndarray, wanted: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-attribute accuracy and balanced accuracy of 0/1 predictions against targets.
+
+    Balanced accuracy is the mean of the recalls on the "on" and "off" rows; where
+    only one class occurs it is that class's recall.
+    """
+    predicted, wanted = predicted.astype(bool), wanted.astype(bool)
+    accuracy = (predicted == wanted).mean(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        on = (predicted & wanted).sum(0) / wanted.sum(0)
+        off = (~predicted & ~wanted).sum(0) / (~wanted).sum(0)
+    balanced = np.where(np.isnan(on), off, np.where(np.isnan(off), on, (on + off) / 2))
+    return {"accuracy": accuracy, "balanced": balanced}
+
+
+def classify(classifier: keras.Model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    return classifier.predict(images, batch_size=batch_size, verbose=0) > 0.5
+
+
+def real_ceiling(classifier, cache: dataset.Cache, limit: int = 5000) -> dict[str, np.ndarray]:
+    """The classifier's scores on held-out real faces."""
+    _, held_out = evaluation_split(cache)
+    rows = held_out[:limit]
+    images = dataset.to_float(cache.images[np.sort(rows)])
+    return attribute_scores(classify(classifier, images), cache.attributes[np.sort(rows)])
+
+
+def generate(generator: keras.Model, attrs: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    inputs = np.concatenate([attrs.astype(np.float32), noise], axis=1)
+    return generator.predict(inputs, batch_size=256, verbose=0)
+
+
+def control_accuracy(
+    generator, classifier, data_rows: np.ndarray, noise_dim: int, count: int = 2000, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """Classifier against request, for requests drawn from the data's joint distribution."""
+    rng = np.random.default_rng([seed, 7])
+    attrs = AttributeSampler("dataset", data_rows).sample(count, rng)
+    images = generator.predict(attribute_noise(attrs, noise_dim, rng), batch_size=256, verbose=0)
+    return attribute_scores(classify(classifier, images), attrs)
+
+
+def flip_rates(
+    generator, classifier, data_rows: np.ndarray, noise_dim: int, count: int = 500, seed: int = 0
+) -> np.ndarray:
+    """Per attribute: share of faces whose predicted value follows a flip of the request."""
+    rng = np.random.default_rng([seed, 8])
+    attrs = AttributeSampler("dataset", data_rows).sample(count, rng)
+    noise = sample_noise(count, noise_dim, rng)
+    base = classify(classifier, generate(generator, attrs, noise))
+    rates = np.zeros(NUM_ATTRIBUTES)
+    for k in range(NUM_ATTRIBUTES):
+        flipped = attrs.copy()
+        flipped[:, k] = 1 - flipped[:, k]
+        after = classify(classifier, generate(generator, flipped, noise))[:, k]
+        rates[k] = np.mean((after != base[:, k]) & (after == flipped[:, k].astype(bool)))
+    return rates
+
+
+def mean_pairwise_distance(images: np.ndarray) -> float:
+    """Mean RMS pixel distance over all pairs of a set of images in [-1, 1]."""
+    flat = images.reshape(len(images), -1).astype(np.float64)
+    squared = (flat**2).sum(1)
+    d2 = np.maximum(squared[:, None] + squared[None] - 2 * flat @ flat.T, 0) / flat.shape[1]
+    upper = np.triu_indices(len(images), 1)
+    return float(np.sqrt(d2[upper]).mean())
+
+
+def diversity(
+    generator,
+    cache: dataset.Cache,
+    data_rows: np.ndarray,
+    noise_dim: int,
+    vectors: int = 20,
+    per_vector: int = 16,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Pairwise distance of faces for one attribute vector, beside real random pairs."""
+    rng = np.random.default_rng([seed, 9])
+    attrs = AttributeSampler("dataset", data_rows).sample(vectors, rng)
+    same_attrs = []
+    for row in attrs:
+        repeated = np.repeat(row[None], per_vector, axis=0)
+        same_attrs.append(
+            mean_pairwise_distance(
+                generate(generator, repeated, sample_noise(per_vector, noise_dim, rng))
+            )
+        )
+    rows = np.sort(rng.choice(len(cache.images), size=min(320, len(cache.images)), replace=False))
+    real = mean_pairwise_distance(dataset.to_float(cache.images[rows]))
+    return {"generated_same_attributes": float(np.mean(same_attrs)), "real_random_pairs": real}
+
+
+# ------------------------------------------------------------------------ report
+
+
+def evaluate(
+    checkpoint: Path, cache: dataset.Cache, classifier, count: int = 2000, seed: int = 0
+) -> dict:
+    import dcgan
+
+    generator, _, state, data_rows, _ = dcgan.load_checkpoint(checkpoint, compile=False)
+    noise_dim = state["settings"]["noise_dim"]
+    ceiling = real_ceiling(classifier, cache)
+    control = control_accuracy(generator, classifier, data_rows, noise_dim, count, seed)
+    flips = flip_rates(generator, classifier, data_rows, noise_dim, max(100, count // 4), seed)
+    spread = diversity(generator, cache, data_rows, noise_dim, seed=seed)
+    per_attribute = {
+        name: {
+            "generated_accuracy": float(control["accuracy"][k]),
+            "generated_balanced": float(control["balanced"][k]),
+            "real_accuracy": float(ceiling["accuracy"][k]),
+            "real_balanced": float(ceiling["balanced"][k]),
+            "flip_rate": float(flips[k]),
+        }
+        for k, name in enumerate(ATTRIBUTES)
+    }
+    return {
+        "checkpoint": str(checkpoint),
+        "epoch": state["epoch"],
+        "settings": state["settings"],
+        "generated_images": count,
+        "summary": {
+            "generated_accuracy": float(control["accuracy"].mean()),
+            "generated_balanced": float(control["balanced"].mean()),
+            "real_accuracy": float(ceiling["accuracy"].mean()),
+            "real_balanced": float(ceiling["balanced"].mean()),
+            "flip_rate": float(flips.mean()),
+            **{f"diversity_{k}": v for k, v in spread.items()},
+        },
+        "attributes": per_attribute,
+    }
+
+
+def print_table(report: dict) -> None:
+    print(
+        f"{'attribute':<20} {'gen acc':>8} {'gen bal':>8} {'real acc':>9} {'real bal':>9} "
+        f"{'flip':>6}"
+    )
+    for name, row in report["attributes"].items():
+        print(
+            f"{name:<20} {row['generated_accuracy']:8.1%} {row['generated_balanced']:8.1%} "
+            f"{row['real_accuracy']:9.1%} {row['real_balanced']:9.1%} {row['flip_rate']:6.1%}"
+        )
+    s = report["summary"]
+    print(
+        f"{'mean':<20} {s['generated_accuracy']:8.1%} {s['generated_balanced']:8.1%} "
+        f"{s['real_accuracy']:9.1%} {s['real_balanced']:9.1%} {s['flip_rate']:6.1%}"
+    )
+    print(
+        f"diversity (mean RMS pixel distance): same attributes, different noise "
+        f"{s['diversity_generated_same_attributes']:.3f}; real random pairs "
+        f"{s['diversity_real_random_pairs']:.3f}"
+    )
+
+
+def plot_accuracy(report: dict, path: Path) -> None:
+    names = list(report["attributes"])
+    generated = [report["attributes"][n]["generated_balanced"] for n in names]
+    real = [report["attributes"][n]["real_balanced"] for n in names]
+    fig = Figure(figsize=(12, 4.5))
+    ax = fig.subplots()
+    x = np.arange(len(names))
+    ax.bar(x - 0.2, real, 0.4, label="real held-out faces (ceiling)", color="tab:gray")
+    ax.bar(x + 0.2, generated, 0.4, label="generated faces, as requested", color="tab:blue")
+    ax.axhline(0.5, color="black", linewidth=0.6, linestyle=":")
+    ax.set_xticks(x, names, rotation=90, fontsize=7)
+    ax.set_ylabel("balanced accuracy")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument(
+        "--checkpoint",
+        default="runs/dcgan",
+        help="run folder, checkpoint folder or generator.keras",
+    )
+    parser.add_argument("--data-dir", help="CelebA root (default: data/celeba, else synthetic)")
+    parser.add_argument("--classifier", help="a trained classifier .keras (default: cached)")
+    parser.add_argument("--count", type=int, default=2000, help="generated faces to score")
+    parser.add_argument("--out", default="eval", help="folder for report.json and the chart")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    import dcgan
+
+    try:
+        folder = dcgan.find_checkpoint(args.checkpoint)
+        if folder is None:
+            raise dcgan.UsageError(f"--checkpoint {args.checkpoint}: no checkpoint there")
+        state = json.loads((folder / "state.json").read_text())
+        root = dataset.resolve_data_dir(args.data_dir)
+        cache = dataset.build_cache(root, state["settings"]["image_size"])
+        classifier = load_or_train_classifier(cache, args.classifier)
+        report = evaluate(folder, cache, classifier, args.count, args.seed)
+    except (dcgan.UsageError, dataset.DataError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    plot_accuracy(report, out / "attribute_accuracy.png")
+    print_table(report)
+    print(f"wrote {out / 'report.json'} and {out / 'attribute_accuracy.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
