@@ -117,6 +117,8 @@ class DiscriminatorBatches(keras.utils.PyDataset):
         return len(self.real)
 
     def __getitem__(self, index: int):
+        """((images, attributes), targets, sample weights); the attribute head learns from
+        real images only (their true attributes), so its weight is 0 on generated ones."""
         images, attrs = self.real[index]
         n = len(images)
         rng = np.random.default_rng([self.seed, 1, self.real.epoch, index])
@@ -126,8 +128,12 @@ class DiscriminatorBatches(keras.utils.PyDataset):
         wrong = mismatched(attrs[:m], rng)
         batch_images = np.concatenate([images, np.asarray(fakes), images[:m]])
         batch_attrs = np.concatenate([attrs, fake_attrs, wrong])
-        targets = np.concatenate([np.full(n, REAL), np.full(n + m, FAKE)])
-        return (batch_images, batch_attrs), targets.astype(np.float32)[:, None]
+        face = np.concatenate([np.full(n, REAL), np.full(n + m, FAKE)]).astype(np.float32)
+        shown = np.concatenate([attrs, fake_attrs, attrs[:m]])
+        is_real = np.concatenate([np.ones(n), np.zeros(n), np.ones(m)]).astype(np.float32)
+        targets = {"face": face[:, None], "attributes": shown}
+        weights = {"face": np.ones_like(face), "attributes": is_real}
+        return (batch_images, batch_attrs), targets, weights
 
     def on_epoch_end(self) -> None:
         self.real.on_epoch_end()
@@ -141,7 +147,8 @@ def mismatched(attrs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 class GeneratorBatches(keras.utils.PyDataset):
-    """Batches for ``gan.train_on_batch``: (attribute-noise, "face" targets)."""
+    """Batches for ``gan.train_on_batch``: attribute-noise inputs; targets "face" for
+    every image and, for the attribute head, the attributes each image was asked for."""
 
     def __init__(
         self,
@@ -163,7 +170,10 @@ class GeneratorBatches(keras.utils.PyDataset):
         rng = np.random.default_rng([self.seed, 2, self.epoch, index])
         attrs = self.sampler.sample(self.batch_size, rng)
         inputs = attribute_noise(attrs, self.noise_dim, rng)
-        return inputs, np.full((self.batch_size, 1), REAL, np.float32)
+        return inputs, {
+            "face": np.full((self.batch_size, 1), REAL, np.float32),
+            "attributes": attrs,
+        }
 
     def on_epoch_end(self) -> None:
         self.epoch += 1

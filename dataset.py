@@ -325,8 +325,9 @@ def load_face(path: str | os.PathLike, image_size: int, reduction: int = 1) -> n
     height, width = image.shape[:2]
     left, top, side = crop_box(width, height)
     top, left = min(top, height - side), min(left, width - side)
-    face = image[top : top + side, left : left + side, ::-1]  # BGR -> RGB
-    return cv2.resize(face, (image_size, image_size), interpolation=cv2.INTER_LINEAR)
+    face = image[top : top + side, left : left + side]
+    face = cv2.resize(face, (image_size, image_size), interpolation=cv2.INTER_LINEAR)
+    return face[..., ::-1]  # BGR -> RGB after the resize, where it is cheap
 
 
 def _fingerprint(index: Index, image_size: int) -> str:

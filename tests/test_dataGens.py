@@ -125,15 +125,20 @@ def test_discriminator_batches_hold_real_fake_and_mismatched(tmp_path):
     real = dataset.CelebaBatches(cache, batch_size=16, seed=0, flip=False)
     sampler = AttributeSampler("dataset", cache.attributes)
     batches = DiscriminatorBatches(real, FakeGenerator(32), sampler, noise_dim=8, seed=0)
-    (images, attrs), targets = batches[2]
-    assert images.shape == (40, 32, 32, 3) and attrs.shape == (40, 40) and targets.shape == (40, 1)
-    assert targets[:16].min() == 1 and targets[16:].max() == 0
+    (images, attrs), targets, weights = batches[2]
+    face = targets["face"]
+    assert images.shape == (40, 32, 32, 3) and attrs.shape == (40, 40) and face.shape == (40, 1)
+    assert face[:16].min() == 1 and face[16:].max() == 0
+    # the attribute head learns the true attributes of real images only
+    np.testing.assert_array_equal(weights["attributes"], [1] * 16 + [0] * 16 + [1] * 8)
+    np.testing.assert_array_equal(targets["attributes"][32:], attrs[:8])
+    assert (weights["face"] == 1).all()
     np.testing.assert_array_equal(images[:16], real[2][0])
     np.testing.assert_array_equal(attrs[:16], real[2][1])
     assert (images[16:32] == -0.5).all()
     np.testing.assert_array_equal(images[32:], images[:8])
     assert not np.array_equal(attrs[32:], attrs[:8])
-    (_, again_attrs), _ = batches[2]
+    (_, again_attrs), _, _ = batches[2]
     np.testing.assert_array_equal(attrs, again_attrs)  # deterministic from the seed
 
 
@@ -141,7 +146,8 @@ def test_generator_batches_are_attribute_noise_with_face_targets(data_rows):
     sampler = AttributeSampler("dataset", data_rows)
     batches = GeneratorBatches(sampler, batch_size=32, steps=5, noise_dim=16, seed=1)
     inputs, targets = batches[4]
-    assert len(batches) == 5 and inputs.shape == (32, 56) and (targets == 1).all()
+    assert len(batches) == 5 and inputs.shape == (32, 56) and (targets["face"] == 1).all()
+    np.testing.assert_array_equal(targets["attributes"], inputs[:, :40])
     assert set(np.unique(inputs[:, :40])) <= {0.0, 1.0}
     np.testing.assert_array_equal(inputs, batches[4][0])
     batches.on_epoch_end()

@@ -23,8 +23,9 @@ def test_models_fit_each_image_size(size):
     images = np.asarray(generator.predict_on_batch(z))
     assert images.shape == (4, size, size, 3)
     assert images.min() >= -1 and images.max() <= 1
-    logits = np.asarray(discriminator.predict_on_batch([images, z[:, :40]]))
-    assert logits.shape == (4, 1)
+    outputs = discriminator.predict_on_batch([images, z[:, :40]])
+    assert np.asarray(outputs["face"]).shape == (4, 1)
+    assert np.asarray(outputs["attributes"]).shape == (4, 40)
 
 
 def test_discriminator_score_depends_on_the_attributes():
@@ -32,7 +33,7 @@ def test_discriminator_score_depends_on_the_attributes():
     rng = np.random.default_rng(1)
     image = np.repeat(rng.uniform(-1, 1, (1, 32, 32, 3)).astype(np.float32), 4, axis=0)
     attrs = np.stack([np.zeros(40), np.ones(40)] * 2).astype(np.float32)
-    logits = np.asarray(discriminator.predict_on_batch([image, attrs]))
+    logits = np.asarray(discriminator.predict_on_batch([image, attrs])["face"])
     assert abs(logits[0, 0] - logits[1, 0]) > 1e-3
     assert logits[0, 0] == pytest.approx(logits[2, 0])
 
@@ -65,10 +66,12 @@ def test_freezing_trains_only_the_right_network_on_each_step():
     rng = np.random.default_rng(0)
     attrs = rng.integers(0, 2, (8, 40)).astype(np.float32)
     images = rng.uniform(-1, 1, (8, 32, 32, 3)).astype(np.float32)
-    d_batch = ((images, attrs), rng.integers(0, 2, (8, 1)).astype(np.float32))
+    targets = {"face": rng.integers(0, 2, (8, 1)).astype(np.float32), "attributes": attrs}
+    sample_weights = {"face": np.ones(8, np.float32), "attributes": np.ones(8, np.float32)}
+    d_batch = ((images, attrs), targets, sample_weights)
     g_batch = (
         np.concatenate([attrs, rng.random((8, 8), dtype=np.float32)], 1),
-        np.ones((8, 1), np.float32),
+        {"face": np.ones((8, 1), np.float32), "attributes": attrs},
     )
     for _ in range(3):  # the first call traces each train function; later ones reuse it
         d0, g0 = weights(discriminator), weights(generator)
@@ -83,7 +86,7 @@ def test_freezing_trains_only_the_right_network_on_each_step():
         assert not changed(d1, d2), "the stacked step changed the frozen D"
         assert changed(g1, g2), "the stacked step did not train G"
     losses = dcgan.train_step(discriminator, gan, d_batch, g_batch)
-    assert set(losses) == {"d_loss", "d_acc", "g_loss"}
+    assert set(losses) == {"d_loss", "d_attr", "d_acc", "g_loss", "g_attr"}
     assert discriminator.trainable  # left trainable for the next D step and for saving
 
 
@@ -123,7 +126,8 @@ def test_training_writes_grid_csv_plot_and_checkpoint(trained_run):
     with open(out / "losses.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert [(r["epoch"], r["step"]) for r in rows] == [(e, s) for e in "12" for s in "123"]
-    assert all(np.isfinite(float(r[k])) for r in rows for k in ("d_loss", "g_loss", "d_acc"))
+    keys = ("d_loss", "d_attr", "d_acc", "g_loss", "g_attr")
+    assert all(np.isfinite(float(r[k])) for r in rows for k in keys)
     folder = out / "checkpoints" / "epoch-0001"
     for name in ("generator.keras", "discriminator.keras", "state.json", "probes.npy"):
         assert (folder / name).is_file()
