@@ -240,22 +240,34 @@ def make_probes(sampler_data: np.ndarray, noise_dim: int, seed: int) -> dict[str
     return {"inputs": inputs}
 
 
-def save_grid(images: np.ndarray, row_labels: list[str], path: Path, title: str = "") -> None:
-    """A labelled grid PNG: one row per label, written atomically."""
+def save_grid(
+    images: np.ndarray,
+    row_labels: list[str],
+    path: Path,
+    title: str = "",
+    column_labels: list[str] | None = None,
+) -> None:
+    """A labelled grid PNG: one row per row label (the last may be short), written
+    atomically."""
     rows = len(row_labels)
-    cols = len(images) // rows
+    cols = -(-len(images) // rows)
     pixels = dataset.to_uint8(images)
-    fig = Figure(figsize=(1.1 * cols + 2.6, 1.1 * rows + 0.4))
+    label_width = 0.06 * max(map(len, row_labels)) if any(row_labels) else 0
+    fig = Figure(figsize=(1.1 * cols + label_width, 1.1 * rows + 0.5), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False)
     for i, ax in enumerate(axes.flat):
+        if i >= len(pixels):
+            ax.axis("off")
+            continue
         ax.imshow(pixels[i])
         ax.set_xticks([])
         ax.set_yticks([])
         if i % cols == 0:
             ax.set_ylabel(row_labels[i // cols], rotation=0, ha="right", va="center", fontsize=7)
+        if column_labels and i < cols:
+            ax.set_title(column_labels[i], fontsize=7)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
     _save_figure(fig, path)
 
 
@@ -518,8 +530,8 @@ def generate(args: argparse.Namespace) -> int:
         inputs = np.concatenate([inputs, np.repeat(noise, len(columns), axis=0)], axis=1)
         images = generator.predict(inputs, batch_size=256, verbose=0)
         labels = [f"face {i + 1}" for i in range(args.count)]
-        title = f"{spec}; columns: as asked, then " + ", ".join(f"{n} flipped" for n in flips)
-        save_grid(images, labels, out / "flips.png", title)
+        columns = ["as asked", *(f"{name} flipped" for name in flips)]
+        save_grid(images, labels, out / "flips.png", spec, columns)
         print(f"wrote {out / 'flips.png'}")
         return 0
     attrs = sampler.sample(args.count, rng)
@@ -529,10 +541,8 @@ def generate(args: argparse.Namespace) -> int:
 
     for i, image in enumerate(pixels):
         Image.fromarray(image).save(out / f"face-{i + 1:04d}.png")
-    cols = min(8, args.count)
-    rows = -(-args.count // cols)
-    padded = np.concatenate([images, -np.ones((rows * cols - len(images), *images.shape[1:]))])
-    save_grid(padded, [""] * rows, out / "grid.png", f"{spec} (checkpoint epoch {state['epoch']})")
+    rows = -(-args.count // 8)
+    save_grid(images, [""] * rows, out / "grid.png", f"{spec} (checkpoint epoch {state['epoch']})")
     print(f"wrote {args.count} faces and grid.png to {out}")
     return 0
 

@@ -186,7 +186,8 @@ def real_ceiling(classifier, cache: dataset.Cache, limit: int = 5000) -> dict[st
     return attribute_scores(classify(classifier, images), cache.attributes[np.sort(rows)])
 
 
-def generate(generator: keras.Model, attrs: np.ndarray, noise: np.ndarray) -> np.ndarray:
+def faces_for(generator: keras.Model, attrs: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """Generated images for given attribute rows and noise."""
     inputs = np.concatenate([attrs.astype(np.float32), noise], axis=1)
     return generator.predict(inputs, batch_size=256, verbose=0)
 
@@ -208,12 +209,12 @@ def flip_rates(
     rng = np.random.default_rng([seed, 8])
     attrs = AttributeSampler("dataset", data_rows).sample(count, rng)
     noise = sample_noise(count, noise_dim, rng)
-    base = classify(classifier, generate(generator, attrs, noise))
+    base = classify(classifier, faces_for(generator, attrs, noise))
     rates = np.zeros(NUM_ATTRIBUTES)
     for k in range(NUM_ATTRIBUTES):
         flipped = attrs.copy()
         flipped[:, k] = 1 - flipped[:, k]
-        after = classify(classifier, generate(generator, flipped, noise))[:, k]
+        after = classify(classifier, faces_for(generator, flipped, noise))[:, k]
         rates[k] = np.mean((after != base[:, k]) & (after == flipped[:, k].astype(bool)))
     return rates
 
@@ -244,7 +245,7 @@ def diversity(
         repeated = np.repeat(row[None], per_vector, axis=0)
         same_attrs.append(
             mean_pairwise_distance(
-                generate(generator, repeated, sample_noise(per_vector, noise_dim, rng))
+                faces_for(generator, repeated, sample_noise(per_vector, noise_dim, rng))
             )
         )
     rows = np.sort(rng.choice(len(cache.images), size=min(320, len(cache.images)), replace=False))

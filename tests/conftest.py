@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -17,6 +18,12 @@ from attributes import ATTRIBUTES
 SHARED = PROJECT.parent / "shared"
 HALF_RES = SHARED / "celeba-89x109"
 FULL_RES_SAMPLE = SHARED / "celeba-178x218-sample"
+
+
+def run_script(script: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run one of the project's command-line scripts as a user would."""
+    command = [sys.executable, str(PROJECT / script), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
 
 
 def need(path: Path) -> Path:

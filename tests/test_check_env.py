@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 
-from conftest import HALF_RES, PROJECT, need
+from conftest import HALF_RES, need, run_script
 
 
 def run_check(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(PROJECT / "check_env.py"), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_script("check_env.py", *args, timeout=120)
 
 
 def test_ready_machine_exits_zero_and_reports_the_data():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -15,10 +14,10 @@ import pytest
 from conftest import (
     FULL_RES_SAMPLE,
     HALF_RES,
-    PROJECT,
     attr_line,
     make_official_root,
     need,
+    run_script,
     write_jpeg,
 )
 
@@ -275,12 +274,7 @@ def test_normalisation_round_trips():
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(PROJECT / "dataset.py"), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_script("dataset.py", *args)
 
 
 def test_cli_bad_data_dir_is_one_line_and_nonzero(tmp_path):

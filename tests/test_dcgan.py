@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from conftest import PROJECT
+from conftest import run_script
 
 import dcgan
 from quiet_keras import keras
@@ -192,20 +190,7 @@ def test_generate_writes_pngs_and_a_grid(trained_run, tmp_path):
 
 
 def test_cli_errors_are_one_line_without_traceback(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(PROJECT / "dcgan.py"),
-            "generate",
-            "--checkpoint",
-            str(tmp_path),
-            "--attrs",
-            "Smiling",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_script("dcgan.py", "generate", "--checkpoint", str(tmp_path), "--attrs", "Smiling")
     assert result.returncode == 2
     assert result.stderr.startswith("error: --checkpoint") and result.stderr.count("\n") == 1
     assert "Traceback" not in result.stderr
