@@ -318,7 +318,7 @@ def load_face(path: str | os.PathLike, image_size: int, reduction: int = 1) -> n
     """
     try:
         image = cv2.imdecode(np.fromfile(path, np.uint8), _READ_FLAGS[reduction])
-    except OSError:
+    except (OSError, cv2.error):  # unreadable, or empty (imdecode asserts on no bytes)
         return None
     if image is None:
         return None

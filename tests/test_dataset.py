@@ -157,15 +157,16 @@ def test_missing_pieces_are_named(tmp_path, official_root):
         dataset.find_files(root)
 
 
-def test_undecodable_image_is_skipped_and_counted(official_root, tmp_path):
+def test_undecodable_images_are_skipped_and_counted(official_root, tmp_path):
     root, attrs = official_root
     (root / "img_align_celeba" / "000003.jpg").write_bytes(b"not a jpeg at all")
+    (root / "img_align_celeba" / "000005.jpg").write_bytes(b"")  # zero bytes
     cache = dataset.build_cache(root, 32, tmp_path / "cache", workers=1, progress=False)
-    assert cache.manifest["count"] == 5
-    assert cache.manifest["skipped"]["images that do not decode"] == 1
-    assert cache.manifest["failed_images"] == ["000003.jpg"]
-    np.testing.assert_array_equal(cache.attributes, np.delete(attrs, 2, axis=0))
-    assert "1 images that do not decode" in dataset.summary_line(cache)
+    assert cache.manifest["count"] == 4
+    assert cache.manifest["skipped"]["images that do not decode"] == 2
+    assert cache.manifest["failed_images"] == ["000003.jpg", "000005.jpg"]
+    np.testing.assert_array_equal(cache.attributes, np.delete(attrs, [2, 4], axis=0))
+    assert "2 images that do not decode" in dataset.summary_line(cache)
 
 
 # ------------------------------------------------------------------------- cache
