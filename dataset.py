@@ -392,8 +392,7 @@ def _decode_chunk(job: tuple[str, list[tuple[int, str]], int, int]) -> list[int]
             failed.append(row)
         else:
             images[row] = face
-    images.flush()
-    return failed
+    return failed  # no flush: the parent reads the same page cache, and a crash discards all
 
 
 def _init_worker() -> None:

@@ -4,7 +4,7 @@ Each measurement runs in a fresh subprocess (so peak memory is its own), repeate
 interleaved, and the median is reported. Prints a table last and writes a JSON file.
 This is where speed goals are measured; the tests only check behaviour.
 
-    python benchmarks/bench.py                 # everything, 3 repeats
+    python benchmarks/bench.py                 # everything, 5 repeats
     python benchmarks/bench.py --only cache    # one stage
 """
 
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", choices=sorted(MEASURES), action="append", help="stage(s) to run (default: all)"
     )
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--images", type=int, default=20_000, help="synthetic set size")
     parser.add_argument("--image-size", type=int, default=64, choices=(32, 64, 128))
     parser.add_argument("--batch-size", type=int, default=64)
