@@ -57,11 +57,12 @@ DEFAULTS = {
     "batch_size": 64,
     "noise_dim": 64,
     "width": 32,
-    "lr": 2e-4,
+    "lr": 5e-4,
     "beta1": 0.5,
     "seed": 0,
     "out": "runs/dcgan",
     "keep": 3,
+    "loss": "bce",
 }
 # Rows of the per-epoch sample grid: male/female x smiling x eyeglasses, with hair colours.
 PROBE_SPECS = (
@@ -75,7 +76,7 @@ PROBE_SPECS = (
     "Male, Smiling, Eyeglasses, Black_Hair",
 )
 PROBE_COLUMNS = 8
-ARCH_KEYS = ("image_size", "noise_dim", "width")  # a checkpoint only fits these
+FIXED_KEYS = ("image_size", "noise_dim", "width", "loss")  # a run continues only with these
 
 
 class UsageError(Exception):
@@ -176,27 +177,31 @@ def build_gan(generator: keras.Model, discriminator: keras.Model) -> keras.Model
     return keras.Model(inputs, outputs, name="gan")
 
 
-def _losses() -> dict:
-    """Both outputs are logits scored with binary cross-entropy."""
+def _losses(kind: str) -> dict:
+    """The face score's loss ("bce": binary cross-entropy on the logit; "hinge":
+    max(0, 1 -+ logit), targets 1/0 read as +1/-1) and the attribute head's (BCE)."""
     bce = keras.losses.BinaryCrossentropy(from_logits=True)
-    return {"face": bce, "attributes": bce}
+    face = {"bce": bce, "hinge": keras.losses.Hinge()}[kind]
+    return {"face": face, "attributes": bce}
 
 
-def compile_models(generator, discriminator, gan, lr: float, beta1: float) -> None:
+def compile_models(
+    generator, discriminator, gan, lr: float, beta1: float, loss: str = "bce"
+) -> None:
     """D and the stacked model get their own Adam; G shares the stacked model's one so
     that saving G saves the optimizer state that trains it."""
     accuracy = keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy")
     discriminator.compile(
-        keras.optimizers.Adam(lr, beta_1=beta1), _losses(), metrics={"face": [accuracy]}
+        keras.optimizers.Adam(lr, beta_1=beta1), _losses(loss), metrics={"face": [accuracy]}
     )
     g_optimizer = keras.optimizers.Adam(lr, beta_1=beta1)
     generator.compile(g_optimizer, loss="mse")
-    compile_gan(gan, g_optimizer, discriminator)
+    compile_gan(gan, g_optimizer, discriminator, loss)
 
 
-def compile_gan(gan, optimizer, discriminator) -> None:
+def compile_gan(gan, optimizer, discriminator, loss: str = "bce") -> None:
     set_trainable(discriminator, False)
-    gan.compile(optimizer, _losses())
+    gan.compile(optimizer, _losses(loss))
     set_trainable(discriminator, True)
 
 
@@ -374,7 +379,7 @@ def train(args: argparse.Namespace) -> int:
     cache = dataset.build_cache(root, args.image_size)
     print(dataset.summary_line(cache), file=sys.stderr)
     real = dataset.CelebaBatches(cache, "train", args.batch_size, seed=args.seed, flip=True)
-    settings = {k: getattr(args, k) for k in (*ARCH_KEYS, "batch_size", "lr", "beta1", "seed")}
+    settings = {k: getattr(args, k) for k in (*FIXED_KEYS, "batch_size", "lr", "beta1", "seed")}
     settings["data"] = str(Path(root).resolve())
 
     checkpoint = find_checkpoint(run_dir) if args.resume else None
@@ -384,7 +389,7 @@ def train(args: argparse.Namespace) -> int:
         generator, discriminator, state, _, probe_inputs = load_checkpoint(checkpoint)
         _check_same_architecture(state["settings"], settings, checkpoint)
         gan = build_gan(generator, discriminator)
-        compile_gan(gan, generator.optimizer, discriminator)
+        compile_gan(gan, generator.optimizer, discriminator, args.loss)
         start = state["epoch"]
         print(f"resuming from {checkpoint} (epoch {start} done)", file=sys.stderr)
     else:
@@ -392,7 +397,7 @@ def train(args: argparse.Namespace) -> int:
         generator = build_generator(args.image_size, args.noise_dim, args.width)
         discriminator = build_discriminator(args.image_size, args.width)
         gan = build_gan(generator, discriminator)
-        compile_models(generator, discriminator, gan, args.lr, args.beta1)
+        compile_models(generator, discriminator, gan, args.lr, args.beta1, args.loss)
         probe_inputs = make_probes(real.cache.attributes[real.rows], args.noise_dim, args.seed)[
             "inputs"
         ]
@@ -462,7 +467,7 @@ def train(args: argparse.Namespace) -> int:
 
 
 def _check_same_architecture(saved: dict, asked: dict, checkpoint: Path) -> None:
-    for key in ARCH_KEYS:
+    for key in FIXED_KEYS:
         if saved[key] != asked[key]:
             flag = "--" + key.replace("_", "-")
             raise UsageError(
@@ -610,6 +615,12 @@ def train_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--lr", type=_positive_float, default=d["lr"], help="Adam learning rate")
     parser.add_argument("--beta1", type=_positive_float, default=d["beta1"], help="Adam beta_1")
+    parser.add_argument(
+        "--loss",
+        choices=("bce", "hinge"),
+        default=d["loss"],
+        help="face/no-face loss of both networks",
+    )
     parser.add_argument(
         "--steps-per-epoch",
         type=_positive,

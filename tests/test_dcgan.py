@@ -155,6 +155,42 @@ def test_resume_with_another_architecture_names_both_values(trained_run, capsys)
     assert "trained with --noise-dim 8, not 16" in capsys.readouterr().err
 
 
+def test_resume_with_another_loss_is_refused(trained_run, capsys):
+    _, common, _ = trained_run
+    assert dcgan.main([*common, "--epochs", "3", "--resume", "--loss", "hinge"]) == 2
+    assert "trained with --loss bce, not hinge" in capsys.readouterr().err
+
+
+def test_hinge_loss_trains(synth_root, tmp_path):
+    out = tmp_path / "hinge"
+    args = [
+        "--data-dir",
+        str(synth_root),
+        "--image-size",
+        "32",
+        "--batch-size",
+        "16",
+        "--noise-dim",
+        "8",
+        "--width",
+        "8",
+        "--steps-per-epoch",
+        "2",
+        "--loss",
+        "hinge",
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+    ]
+    assert dcgan.main(args) == 0
+    with open(out / "losses.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 2 and all(np.isfinite(float(r["d_loss"])) for r in rows)
+    state = json.loads((out / "checkpoints" / "epoch-0001" / "state.json").read_text())
+    assert state["settings"]["loss"] == "hinge"
+
+
 def test_generate_writes_pngs_and_a_grid(trained_run, tmp_path):
     out, _, _ = trained_run
     target = tmp_path / "faces"
