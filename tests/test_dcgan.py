@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -91,13 +92,11 @@ def test_freezing_trains_only_the_right_network_on_each_step():
 # ---------------------------------------------------------------------------- CLI
 
 
-@pytest.fixture(scope="module")
-def trained_run(synth_root, tmp_path_factory):
-    """One short epoch on tiny synthetic data, then a resumed second one."""
-    out = tmp_path_factory.mktemp("run") / "run"
-    common = [
+def tiny_run(data: Path, out: Path, steps: int) -> list[str]:
+    """Training arguments for a few steps of a tiny model on tiny data."""
+    return [
         "--data-dir",
-        str(synth_root),
+        str(data),
         "--image-size",
         "32",
         "--batch-size",
@@ -107,10 +106,17 @@ def trained_run(synth_root, tmp_path_factory):
         "--width",
         "8",
         "--steps-per-epoch",
-        "3",
+        str(steps),
         "--out",
         str(out),
     ]
+
+
+@pytest.fixture(scope="module")
+def trained_run(synth_root, tmp_path_factory):
+    """One short epoch on tiny synthetic data, then a resumed second one."""
+    out = tmp_path_factory.mktemp("run") / "run"
+    common = tiny_run(synth_root, out, steps=3)
     assert dcgan.main(["--epochs", "1", *common]) == 0
     first = json.loads((out / "checkpoints" / "epoch-0001" / "state.json").read_text())
     assert dcgan.main(["--epochs", "2", "--resume", *common]) == 0
@@ -163,26 +169,7 @@ def test_resume_with_another_loss_is_refused(trained_run, capsys):
 
 def test_hinge_loss_trains(synth_root, tmp_path):
     out = tmp_path / "hinge"
-    args = [
-        "--data-dir",
-        str(synth_root),
-        "--image-size",
-        "32",
-        "--batch-size",
-        "16",
-        "--noise-dim",
-        "8",
-        "--width",
-        "8",
-        "--steps-per-epoch",
-        "2",
-        "--loss",
-        "hinge",
-        "--out",
-        str(out),
-        "--epochs",
-        "1",
-    ]
+    args = [*tiny_run(synth_root, out, steps=2), "--loss", "hinge", "--epochs", "1"]
     assert dcgan.main(args) == 0
     with open(out / "losses.csv") as handle:
         rows = list(csv.DictReader(handle))
