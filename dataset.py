@@ -37,7 +37,6 @@ import re
 import shutil
 import sys
 import time
-from collections.abc import Iterator
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -597,10 +596,6 @@ class CelebaBatches(keras.utils.PyDataset):
         """Jump to ``epoch``'s order (used when a run resumes)."""
         self.epoch = epoch
         self._order = self._permutation()
-
-    def iterate(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """The batches of the current epoch, in order."""
-        return (self[i] for i in range(len(self)))
 
 
 def to_float(images: np.ndarray) -> np.ndarray:

@@ -235,14 +235,13 @@ def train_step(discriminator, gan, d_batch, g_batch) -> dict[str, float]:
 # ------------------------------------------------------------------------ probes
 
 
-def make_probes(sampler_data: np.ndarray, noise_dim: int, seed: int) -> dict[str, np.ndarray]:
+def make_probes(sampler_data: np.ndarray, noise_dim: int, seed: int) -> np.ndarray:
     """Fixed grid inputs: one attribute row per probe spec, one noise per column."""
     rng = np.random.default_rng([seed, 99])
     rows = [AttributeSampler("spec", sampler_data, spec).sample(1, rng)[0] for spec in PROBE_SPECS]
     attrs = np.repeat(np.stack(rows), PROBE_COLUMNS, axis=0)
     noise = sample_noise(PROBE_COLUMNS, noise_dim, rng)
-    inputs = np.concatenate([attrs, np.tile(noise, (len(PROBE_SPECS), 1))], axis=1)
-    return {"inputs": inputs}
+    return np.concatenate([attrs, np.tile(noise, (len(PROBE_SPECS), 1))], axis=1)
 
 
 def save_grid(
@@ -381,6 +380,7 @@ def train(args: argparse.Namespace) -> int:
     real = dataset.CelebaBatches(cache, "train", args.batch_size, seed=args.seed, flip=True)
     settings = {k: getattr(args, k) for k in (*FIXED_KEYS, "batch_size", "lr", "beta1", "seed")}
     settings["data"] = str(Path(root).resolve())
+    attribute_rows = cache.attributes[real.rows]
 
     checkpoint = find_checkpoint(run_dir) if args.resume else None
     if args.resume and checkpoint is None:
@@ -398,15 +398,12 @@ def train(args: argparse.Namespace) -> int:
         discriminator = build_discriminator(args.image_size, args.width)
         gan = build_gan(generator, discriminator)
         compile_models(generator, discriminator, gan, args.lr, args.beta1, args.loss)
-        probe_inputs = make_probes(real.cache.attributes[real.rows], args.noise_dim, args.seed)[
-            "inputs"
-        ]
+        probe_inputs = make_probes(attribute_rows, args.noise_dim, args.seed)
         start = 0
     if start >= args.epochs:
         print(f"already trained {start} epochs (--epochs {args.epochs}); nothing to do")
         return 0
 
-    attribute_rows = cache.attributes[real.rows]
     sampler = AttributeSampler("dataset", attribute_rows)
     steps = min(len(real), args.steps_per_epoch or len(real))
     d_batches = DiscriminatorBatches(real, generator, sampler, args.noise_dim, args.seed)
