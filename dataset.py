@@ -401,11 +401,14 @@ def _init_worker() -> None:
 def build_cache(
     root: str | os.PathLike,
     image_size: int = 64,
-    cache_root: str | os.PathLike = DEFAULT_CACHE_DIR,
+    cache_root: str | os.PathLike | None = None,
     workers: int | None = None,
     progress: bool = True,
 ) -> Cache:
-    """Return the cache for ``root`` at ``image_size``, building it if absent or stale."""
+    """Return the cache for ``root`` at ``image_size``, building it if absent or stale.
+
+    ``cache_root`` defaults to $FACEGAN_CACHE_DIR, else ``cache/`` in the project."""
+    cache_root = cache_root or os.environ.get("FACEGAN_CACHE_DIR") or DEFAULT_CACHE_DIR
     if image_size not in IMAGE_SIZES:
         raise DataError(f"--image-size {image_size} is not supported; use 32, 64 or 128")
     index = scan(root)
@@ -676,7 +679,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         sub.add_argument("--data-dir", help="CelebA root (default: data/celeba, else synthetic)")
         sub.add_argument("--image-size", type=int, default=64, choices=IMAGE_SIZES)
-        sub.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR), help="cache folder")
+        sub.add_argument(
+            "--cache-dir",
+            default=os.environ.get("FACEGAN_CACHE_DIR", str(DEFAULT_CACHE_DIR)),
+            help="cache folder (default: $FACEGAN_CACHE_DIR, else cache/ in the project)",
+        )
         sub.add_argument("--workers", type=int, default=os.cpu_count(), help="decode processes")
     synth = commands.add_parser(
         "synth",

@@ -40,6 +40,7 @@ from matplotlib.figure import Figure
 from tqdm import tqdm
 
 import dataset
+import evaluate
 from attributes import ATTRIBUTES, NUM_ATTRIBUTES, SpecError, format_spec, parse_spec
 from dataGens import (
     AttributeSampler,
@@ -283,12 +284,18 @@ def _save_figure(fig: Figure, path: Path) -> None:
     os.replace(partial, path)
 
 
-def plot_losses(csv_path: Path, png_path: Path) -> None:
-    """Redraw the loss curves from the CSV: raw per step, and a running mean."""
-    data = np.genfromtxt(csv_path, delimiter=",", names=True)
-    data = np.atleast_1d(data)
-    fig = Figure(figsize=(8, 4))
-    ax = fig.subplots()
+def plot_history(run_dir: Path) -> None:
+    """Redraw losses.png from losses.csv (raw per step, and a running mean), with a
+    second panel for metrics.csv when ``--eval-every`` wrote one."""
+    data = np.atleast_1d(np.genfromtxt(run_dir / "losses.csv", delimiter=",", names=True))
+    metrics_path = run_dir / "metrics.csv"
+    metrics = (
+        np.atleast_1d(np.genfromtxt(metrics_path, delimiter=",", names=True))
+        if metrics_path.exists()
+        else None
+    )
+    fig = Figure(figsize=(8 if metrics is None else 14, 4))
+    ax, *rest = fig.subplots(1, 1 if metrics is None else 2, squeeze=False)[0]
     x = np.arange(len(data))
     window = max(1, len(data) // 50)
     curves = (
@@ -302,11 +309,31 @@ def plot_losses(csv_path: Path, png_path: Path) -> None:
         smooth = np.convolve(data[key], np.ones(window) / window, mode="valid")
         ax.plot(x[window - 1 :], smooth, color=colour, linestyle=style, label=key)
     ax.set_xlabel("step")
-    ax.set_ylabel("binary cross-entropy")
+    ax.set_ylabel("loss")
     ax.legend()
     ax.grid(alpha=0.3)
+    if metrics is not None:
+        _plot_metrics(rest[0], metrics)
     fig.tight_layout()
-    _save_figure(fig, png_path)
+    _save_figure(fig, run_dir / "losses.png")
+
+
+def _plot_metrics(ax, metrics: np.ndarray) -> None:
+    ax.plot(metrics["epoch"], metrics["attr_accuracy"], "o-", label="attribute accuracy")
+    ax.plot(metrics["epoch"], metrics["attr_balanced"], "o-", label="balanced accuracy")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy (visible attributes)")
+    ax.set_ylim(0.4, 1)
+    ax.grid(alpha=0.3)
+    right = ax.twinx()
+    right.plot(metrics["epoch"], metrics["frechet"], "s-", color="tab:gray", label="Fréchet")
+    right.plot(
+        metrics["epoch"], metrics["frechet_real"], ":", color="tab:gray", label="Fréchet, real"
+    )
+    right.set_ylabel("Fréchet distance (classifier features)")
+    handles = ax.get_legend_handles_labels()
+    more = right.get_legend_handles_labels()
+    ax.legend(handles[0] + more[0], handles[1] + more[1], fontsize=8, loc="lower right")
 
 
 # --------------------------------------------------------------------- checkpoints
@@ -372,11 +399,13 @@ def load_checkpoint(folder: Path, compile: bool = True):
 
 
 def train(args: argparse.Namespace) -> int:
-    keras.utils.set_random_seed(args.seed)
     run_dir = Path(args.out)
     root = dataset.resolve_data_dir(args.data_dir)
     cache = dataset.build_cache(root, args.image_size)
     print(dataset.summary_line(cache), file=sys.stderr)
+    # Built first: training a missing classifier reseeds Keras.
+    monitor = evaluate.TrainingMonitor(cache, seed=args.seed) if args.eval_every else None
+    keras.utils.set_random_seed(args.seed)
     real = dataset.CelebaBatches(cache, "train", args.batch_size, seed=args.seed, flip=True)
     settings = {k: getattr(args, k) for k in (*FIXED_KEYS, "batch_size", "lr", "beta1", "seed")}
     settings["data"] = str(Path(root).resolve())
@@ -433,7 +462,16 @@ def train(args: argparse.Namespace) -> int:
             )
         seconds = time.perf_counter() - started
         _append_rows(csv_path, rows)
-        plot_losses(csv_path, run_dir / "losses.png")
+        measured = ""
+        if monitor is not None and (epoch + 1) % args.eval_every == 0:
+            metrics = monitor(generator, attribute_rows, args.noise_dim)
+            _append_rows(run_dir / "metrics.csv", [{"epoch": epoch + 1, **metrics}])
+            measured = (
+                f"attribute accuracy {metrics['attr_accuracy']:.1%} "
+                f"(balanced {metrics['attr_balanced']:.1%})  Fréchet {metrics['frechet']:.2f} "
+                f"(real {metrics['frechet_real']:.2f})  diversity {metrics['diversity']:.3f}\n  "
+            )
+        plot_history(run_dir)
         grid = run_dir / "samples" / f"epoch-{epoch + 1:04d}.png"
         save_grid(
             generator.predict_on_batch(probe_inputs), list(PROBE_SPECS), grid, f"epoch {epoch + 1}"
@@ -452,8 +490,7 @@ def train(args: argparse.Namespace) -> int:
         print(
             f"epoch {epoch + 1}: d_loss {mean['d_loss']:.3f}  g_loss {mean['g_loss']:.3f}  "
             f"d_acc {mean['d_acc']:.2f}  g_attr {mean['g_attr']:.3f}  "
-            f"{steps * args.batch_size / seconds:.0f} images/s  "
-            f"-> {grid}, {folder}",
+            f"{steps * args.batch_size / seconds:.0f} images/s\n  {measured}-> {grid}, {folder}",
             file=sys.stderr,
         )
     print(
@@ -566,6 +603,10 @@ def _positive(text: str) -> int:
     return value
 
 
+def _non_negative(text: str) -> int:
+    return 0 if text.strip() == "0" else _positive(text)
+
+
 def _multiple_of_8(text: str) -> int:
     value = _positive(text)
     if value % 8:
@@ -630,6 +671,14 @@ def train_parser() -> argparse.ArgumentParser:
         help="continue from the run's last checkpoint (starts fresh if none)",
     )
     parser.add_argument("--keep", type=_positive, default=d["keep"], help="checkpoints kept")
+    parser.add_argument(
+        "--eval-every",
+        type=_non_negative,
+        default=0,
+        metavar="K",
+        help="every K epochs, score 500 generated faces with the attribute classifier "
+        "(trained and cached on first use) into metrics.csv and losses.png; 0 = never",
+    )
     parser.add_argument("--seed", type=int, default=d["seed"])
     return parser
 

@@ -1,4 +1,4 @@
-"""Measure what the GAN makes: attribute-control accuracy, flip test and diversity.
+"""Measure what the GAN makes: attribute control, Fréchet distance and KID, diversity.
 
 * An attribute classifier (a small Keras CNN, 40 sigmoid outputs) is trained on the
   real training faces at the GAN's resolution and cached; its accuracy on held-out
@@ -9,12 +9,18 @@
   rare attributes cannot hide behind the majority class).
 * Flip test: same noise, one attribute switched; how often the classifier's prediction
   switches with it.
+* Fréchet distance and KID (feature_distances.py) between generated faces and a sample
+  of the real training faces, on the classifier's features and, when its weights can
+  be had, on InceptionV3's; beside each, the same figure for held-out real faces, which
+  is what a perfect generator would score.
 * Diversity: mean pairwise pixel distance between faces made for one attribute vector
   with different noise, beside the same figure for random pairs of real faces.
 
-    python evaluate.py --checkpoint runs/dcgan              # table, report.json, PNG
+    python evaluate.py --checkpoint runs/dcgan          # table, report.json, PNG
+    python evaluate.py train-classifier --image-size 64  # the classifier alone
 
-It does not train the GAN (dcgan.py) or read CelebA itself (dataset.py).
+``TrainingMonitor`` is the cheap subset that ``dcgan.py --eval-every`` logs. This module
+does not train the GAN (dcgan.py) or read CelebA itself (dataset.py).
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import dataset
+import feature_distances
+import synth_faces
 from attributes import ATTRIBUTES, NUM_ATTRIBUTES
 from dataGens import AttributeSampler, attribute_noise, sample_noise
 from quiet_keras import keras
@@ -178,12 +186,24 @@ def classify(classifier: keras.Model, images: np.ndarray, batch_size: int = 256)
     return classifier.predict(images, batch_size=batch_size, verbose=0) > 0.5
 
 
+def feature_model(classifier: keras.Model) -> keras.Model:
+    """Image -> the classifier's 256-d penultimate features."""
+    return keras.Model(classifier.inputs, classifier.get_layer("features").output)
+
+
 def real_ceiling(classifier, cache: dataset.Cache, limit: int = 5000) -> dict[str, np.ndarray]:
     """The classifier's scores on held-out real faces."""
     _, held_out = evaluation_split(cache)
-    rows = held_out[:limit]
-    images = dataset.to_float(cache.images[np.sort(rows)])
-    return attribute_scores(classify(classifier, images), cache.attributes[np.sort(rows)])
+    rows = np.sort(held_out[:limit])
+    images = dataset.to_float(cache.images[rows])
+    return attribute_scores(classify(classifier, images), cache.attributes[rows])
+
+
+def visible_attributes(cache: dataset.Cache) -> np.ndarray:
+    """Mask of the attributes the pictures can show: all of CelebA's; on synthetic
+    faces, all but the label-only ones."""
+    hidden = synth_faces.LABEL_ONLY if synth_faces.is_synthetic(cache.manifest["source"]) else ()
+    return np.array([name not in hidden for name in ATTRIBUTES])
 
 
 def faces_for(generator: keras.Model, attrs: np.ndarray, noise: np.ndarray) -> np.ndarray:
@@ -192,14 +212,14 @@ def faces_for(generator: keras.Model, attrs: np.ndarray, noise: np.ndarray) -> n
     return generator.predict(inputs, batch_size=256, verbose=0)
 
 
-def control_accuracy(
-    generator, classifier, data_rows: np.ndarray, noise_dim: int, count: int = 2000, seed: int = 0
-) -> dict[str, np.ndarray]:
-    """Classifier against request, for requests drawn from the data's joint distribution."""
+def requested_faces(
+    generator, data_rows: np.ndarray, noise_dim: int, count: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """(attribute requests drawn from the data's joint distribution, generated images)."""
     rng = np.random.default_rng([seed, 7])
     attrs = AttributeSampler("dataset", data_rows).sample(count, rng)
     images = generator.predict(attribute_noise(attrs, noise_dim, rng), batch_size=256, verbose=0)
-    return attribute_scores(classify(classifier, images), attrs)
+    return attrs, images
 
 
 def flip_rates(
@@ -253,20 +273,95 @@ def diversity(
     return {"generated_same_attributes": float(np.mean(same_attrs)), "real_random_pairs": real}
 
 
+# ------------------------------------------------------------- feature distances
+
+
+def real_sets(cache: dataset.Cache, count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(reference, held-out) real images, the same number of each: a sample of the
+    training rows, which generated faces are measured against, and held-out rows,
+    whose distance to the reference is the real-vs-real baseline."""
+    train, held_out = evaluation_split(cache)
+    n = min(count, len(train), len(held_out))
+    rng = np.random.default_rng([seed, 10])
+    pick = [np.sort(rng.choice(rows, n, replace=False)) for rows in (train, held_out)]
+    return dataset.to_float(cache.images[pick[0]]), dataset.to_float(cache.images[pick[1]])
+
+
+def distances(features_of, reference, held_out, generated, seed: int = 0) -> dict:
+    """Fréchet distance and KID against the reference set, of generated faces and of
+    held-out real faces (the baseline), on the features ``features_of`` computes."""
+    n = len(reference)
+    ref, base, gen = (features_of(images) for images in (reference, held_out, generated[:n]))
+    kid_gen = feature_distances.kernel_inception_distance(gen, ref, seed=seed)
+    kid_base = feature_distances.kernel_inception_distance(base, ref, seed=seed)
+    return {
+        "images": n,
+        "frechet": {
+            "generated": feature_distances.frechet_distance(gen, ref),
+            "real_baseline": feature_distances.frechet_distance(base, ref),
+        },
+        "kid": {
+            "generated": kid_gen[0],
+            "generated_std": kid_gen[1],
+            "real_baseline": kid_base[0],
+            "real_baseline_std": kid_base[1],
+        },
+    }
+
+
+def load_inception(weights: str) -> tuple[keras.Model | None, str]:
+    """(Inception feature model, its weights) or (None, why Inception metrics are
+    skipped). Offline without a weights file is a skip, said in one line; a named
+    file that cannot be loaded is an error, raised before any work is done."""
+    if weights == "none":
+        return None, "Inception metrics skipped (--inception-weights none)"
+    try:
+        return feature_distances.inception_model(weights)
+    except feature_distances.WeightsError as why:
+        if weights != "imagenet":
+            raise
+        print(why, file=sys.stderr)
+        return None, str(why)
+
+
 # ------------------------------------------------------------------------ report
 
 
 def evaluate(
-    checkpoint: Path, cache: dataset.Cache, classifier, count: int = 2000, seed: int = 0
-) -> dict:
+    checkpoint: Path,
+    cache: dataset.Cache,
+    classifier,
+    count: int = 2000,
+    seed: int = 0,
+    inception: tuple[keras.Model | None, str] = (None, "Inception metrics not asked for"),
+) -> tuple[dict, np.ndarray, np.ndarray]:
+    """(report, requested attributes, generated images). ``inception`` is what
+    ``load_inception`` returns."""
     import dcgan
 
     generator, _, state, data_rows, _ = dcgan.load_checkpoint(checkpoint, compile=False)
     noise_dim = state["settings"]["noise_dim"]
     ceiling = real_ceiling(classifier, cache)
-    control = control_accuracy(generator, classifier, data_rows, noise_dim, count, seed)
+    attrs, images = requested_faces(generator, data_rows, noise_dim, count, seed)
+    control = attribute_scores(classify(classifier, images), attrs)
     flips = flip_rates(generator, classifier, data_rows, noise_dim, max(100, count // 4), seed)
     spread = diversity(generator, cache, data_rows, noise_dim, seed=seed)
+    reference, held_out = real_sets(cache, count, seed)
+    features = feature_model(classifier)
+    on_features = distances(
+        lambda x: features.predict(x, batch_size=256, verbose=0), reference, held_out, images, seed
+    )
+    inception_model, inception_weights = inception
+    on_inception = {"skipped": inception_weights}
+    if inception_model is not None:
+        on_inception = {"features": inception_weights} | distances(
+            lambda x: inception_model.predict(x, batch_size=64, verbose=0),
+            reference,
+            held_out,
+            images,
+            seed,
+        )
+    visible = visible_attributes(cache)
     per_attribute = {
         name: {
             "generated_accuracy": float(control["accuracy"][k]),
@@ -274,24 +369,66 @@ def evaluate(
             "real_accuracy": float(ceiling["accuracy"][k]),
             "real_balanced": float(ceiling["balanced"][k]),
             "flip_rate": float(flips[k]),
+            "visible": bool(visible[k]),
         }
         for k, name in enumerate(ATTRIBUTES)
     }
-    return {
+    means = {
+        f"{who}_{score}{suffix}": float(table[score][mask].mean())
+        for who, table in (("generated", control), ("real", ceiling))
+        for score in ("accuracy", "balanced")
+        for suffix, mask in (("", slice(None)), ("_visible", visible))
+    }
+    report = {
         "checkpoint": str(checkpoint),
         "epoch": state["epoch"],
         "settings": state["settings"],
         "generated_images": count,
         "summary": {
-            "generated_accuracy": float(control["accuracy"].mean()),
-            "generated_balanced": float(control["balanced"].mean()),
-            "real_accuracy": float(ceiling["accuracy"].mean()),
-            "real_balanced": float(ceiling["balanced"].mean()),
+            **means,
+            "visible_attributes": int(visible.sum()),
             "flip_rate": float(flips.mean()),
             **{f"diversity_{k}": v for k, v in spread.items()},
         },
         "attributes": per_attribute,
+        "distances": {
+            "classifier": {"features": "attribute classifier, 256-d penultimate layer"}
+            | on_features,
+            "inception": on_inception,
+        },
     }
+    return report, attrs, images
+
+
+class TrainingMonitor:
+    """The cheap metrics ``dcgan.py --eval-every`` logs while training: attribute-control
+    accuracy on the visible attributes, the classifier-feature Fréchet distance (with
+    its real-vs-real baseline) and same-attribute diversity, on fixed requests."""
+
+    def __init__(self, cache: dataset.Cache, count: int = 500, seed: int = 0) -> None:
+        self.cache, self.count, self.seed = cache, count, seed
+        self.classifier = load_or_train_classifier(cache)
+        self.features = feature_model(self.classifier)
+        reference, held_out = real_sets(cache, count, seed)
+        self.reference = self._features(reference)
+        self.baseline = feature_distances.frechet_distance(self._features(held_out), self.reference)
+        self.visible = visible_attributes(cache)
+
+    def _features(self, images: np.ndarray) -> np.ndarray:
+        return self.features.predict(images, batch_size=256, verbose=0)
+
+    def __call__(self, generator, data_rows: np.ndarray, noise_dim: int) -> dict[str, float]:
+        attrs, images = requested_faces(generator, data_rows, noise_dim, self.count, self.seed)
+        scores = attribute_scores(classify(self.classifier, images), attrs)
+        generated = self._features(images[: len(self.reference)])
+        spread = diversity(generator, self.cache, data_rows, noise_dim, vectors=8, seed=self.seed)
+        return {
+            "attr_accuracy": float(scores["accuracy"][self.visible].mean()),
+            "attr_balanced": float(scores["balanced"][self.visible].mean()),
+            "frechet": feature_distances.frechet_distance(generated, self.reference),
+            "frechet_real": self.baseline,
+            "diversity": spread["generated_same_attributes"],
+        }
 
 
 def print_table(report: dict) -> None:
@@ -300,20 +437,43 @@ def print_table(report: dict) -> None:
         f"{'flip':>6}"
     )
     for name, row in report["attributes"].items():
+        note = "" if row["visible"] else "  (label only: not in the pictures)"
         print(
             f"{name:<20} {row['generated_accuracy']:8.1%} {row['generated_balanced']:8.1%} "
             f"{row['real_accuracy']:9.1%} {row['real_balanced']:9.1%} {row['flip_rate']:6.1%}"
+            f"{note}"
         )
     s = report["summary"]
     print(
         f"{'mean':<20} {s['generated_accuracy']:8.1%} {s['generated_balanced']:8.1%} "
         f"{s['real_accuracy']:9.1%} {s['real_balanced']:9.1%} {s['flip_rate']:6.1%}"
     )
+    if s["visible_attributes"] < NUM_ATTRIBUTES:
+        print(
+            f"{'mean, visible':<20} {s['generated_accuracy_visible']:8.1%} "
+            f"{s['generated_balanced_visible']:8.1%} {s['real_accuracy_visible']:9.1%} "
+            f"{s['real_balanced_visible']:9.1%}   ({s['visible_attributes']} attributes)"
+        )
     print(
         f"diversity (mean RMS pixel distance): same attributes, different noise "
         f"{s['diversity_generated_same_attributes']:.3f}; real random pairs "
         f"{s['diversity_real_random_pairs']:.3f}"
     )
+    print(f"\n{'distance to real training faces':<40} {'generated':>10} {'real held-out':>14}")
+    for name, found in report["distances"].items():
+        if "skipped" in found:
+            print(found["skipped"])
+            continue
+        fd, kid = found["frechet"], found["kid"]
+        print(
+            f"{'Fréchet, ' + name + ' features':<40} {fd['generated']:10.4g} "
+            f"{fd['real_baseline']:14.4g}"
+        )
+        print(
+            f"{'KID, ' + name + ' features':<40} {kid['generated']:10.4g} "
+            f"{kid['real_baseline']:14.4g}"
+        )
+    print(f"({report['distances']['classifier']['images']} images per set)")
 
 
 def plot_accuracy(report: dict, path: Path) -> None:
@@ -334,9 +494,27 @@ def plot_accuracy(report: dict, path: Path) -> None:
     fig.savefig(path, dpi=100)
 
 
-def main(argv: list[str] | None = None) -> int:
+def write_outputs(report: dict, attrs: np.ndarray, images: np.ndarray, out: Path) -> None:
+    """report.json, the accuracy chart and the scored faces (generated.npz: uint8
+    images and the attributes requested for each, for re-scoring them elsewhere)."""
+    out.mkdir(parents=True, exist_ok=True)
+    partial = out / ".generated.partial.npz"
+    np.savez_compressed(partial, images=dataset.to_uint8(images), attributes=attrs)
+    os.replace(partial, out / "generated.npz")
+    plot_accuracy(report, out / "attribute_accuracy.png")
+    (out / ".report.partial.json").write_text(json.dumps(report, indent=2))
+    os.replace(out / ".report.partial.json", out / "report.json")
+
+
+# ---------------------------------------------------------------------------- CLI
+
+
+def evaluate_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        prog="evaluate.py",
+        description=__doc__.split("\n\n")[0]
+        + " (To train the attribute classifier alone: evaluate.py train-classifier --help)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
         "--checkpoint",
@@ -345,31 +523,86 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--data-dir", help="CelebA root (default: data/celeba, else synthetic)")
     parser.add_argument("--classifier", help="a trained classifier .keras (default: cached)")
-    parser.add_argument("--count", type=int, default=2000, help="generated faces to score")
-    parser.add_argument("--out", default="eval", help="folder for report.json and the chart")
+    parser.add_argument("--count", type=_at_least_2, default=2000, help="generated faces to score")
+    parser.add_argument(
+        "--inception-weights",
+        default="imagenet",
+        help="'imagenet' (Keras' file, downloaded when online), the path of a copy of "
+        f"{feature_distances.INCEPTION_FILE}, or 'none' to skip Inception metrics",
+    )
+    parser.add_argument(
+        "--out", default="eval", help="folder for report.json, the chart and generated.npz"
+    )
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def classifier_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="evaluate.py train-classifier",
+        description="Train the attribute classifier on the training split and print its "
+        "accuracy on held-out real faces (the ceiling for generated ones).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--data-dir", help="CelebA root (default: data/celeba, else synthetic)")
+    parser.add_argument("--image-size", type=int, default=64, choices=dataset.IMAGE_SIZES)
+    parser.add_argument("--epochs", type=_at_least_2, default=6)
+    parser.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def _at_least_2(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 2")
+    return value
+
+
+def run_evaluation(args: argparse.Namespace) -> int:
+    import dcgan
+
+    folder = dcgan.find_checkpoint(args.checkpoint)
+    if folder is None:
+        raise dcgan.UsageError(f"--checkpoint {args.checkpoint}: no checkpoint there")
+    inception = load_inception(args.inception_weights)
+    state = json.loads((folder / "state.json").read_text())
+    root = dataset.resolve_data_dir(args.data_dir)
+    cache = dataset.build_cache(root, state["settings"]["image_size"])
+    classifier = load_or_train_classifier(cache, args.classifier)
+    report, attrs, images = evaluate(folder, cache, classifier, args.count, args.seed, inception)
+    out = Path(args.out)
+    write_outputs(report, attrs, images, out)
+    print_table(report)
+    print(f"wrote {out / 'report.json'}, {out / 'attribute_accuracy.png'}, {out / 'generated.npz'}")
+    return 0
+
+
+def run_classifier_training(args: argparse.Namespace) -> int:
+    cache = dataset.build_cache(dataset.resolve_data_dir(args.data_dir), args.image_size)
+    classifier = train_classifier(cache, args.epochs, seed=args.seed)
+    scores = real_ceiling(classifier, cache)
+    print(f"{'attribute':<20} {'accuracy':>9} {'balanced':>9}   (held-out real faces)")
+    for k, name in enumerate(ATTRIBUTES):
+        print(f"{name:<20} {scores['accuracy'][k]:9.1%} {scores['balanced'][k]:9.1%}")
+    print(f"{'mean':<20} {scores['accuracy'].mean():9.1%} {scores['balanced'].mean():9.1%}")
+    print(f"saved {classifier_path(cache)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     import dcgan
 
     try:
-        folder = dcgan.find_checkpoint(args.checkpoint)
-        if folder is None:
-            raise dcgan.UsageError(f"--checkpoint {args.checkpoint}: no checkpoint there")
-        state = json.loads((folder / "state.json").read_text())
-        root = dataset.resolve_data_dir(args.data_dir)
-        cache = dataset.build_cache(root, state["settings"]["image_size"])
-        classifier = load_or_train_classifier(cache, args.classifier)
-        report = evaluate(folder, cache, classifier, args.count, args.seed)
-    except (dcgan.UsageError, dataset.DataError) as error:
+        if argv[:1] == ["train-classifier"]:
+            return run_classifier_training(classifier_parser().parse_args(argv[1:]))
+        return run_evaluation(evaluate_parser().parse_args(argv))
+    except (dcgan.UsageError, dataset.DataError, feature_distances.WeightsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(report, indent=2))
-    plot_accuracy(report, out / "attribute_accuracy.png")
-    print_table(report)
-    print(f"wrote {out / 'report.json'} and {out / 'attribute_accuracy.png'}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -80,6 +80,7 @@ WIDTH, HEIGHT = 178, 218
 RENDERER_VERSION = 2
 DEFAULT_COUNT = 20_000
 PARTITION_SHARES = (0.8, 0.1, 0.1)  # train, val, test; CelebA's are 80.3/9.8/9.9 %
+LABEL_ONLY = ("Attractive",)  # in the label file, not in the picture
 
 # Measured on ../shared/celeba-89x109/list_attr_celeba.txt (20,000 rows):
 # P(Male), then per attribute (P(a | female), P(a | male)).
@@ -712,6 +713,11 @@ def write_dataset(
 
 def _identity(count: int, seed: int) -> dict:
     return {"renderer_version": RENDERER_VERSION, "count": count, "seed": seed}
+
+
+def is_synthetic(root: str | os.PathLike) -> bool:
+    """Whether a data root was written by this renderer (any version)."""
+    return (Path(root) / "synthetic.json").is_file()
 
 
 def ensure(out: str | os.PathLike, count: int = DEFAULT_COUNT, seed: int = 0) -> Path:

@@ -65,6 +65,24 @@ def official_root(tmp_path: Path) -> tuple[Path, np.ndarray]:
     return make_official_root(tmp_path / "celeba")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cache_dir(tmp_path_factory) -> Path:
+    """Caches built by the tests (scripts run as subprocesses too) go to a temporary
+    folder, not the project's cache/."""
+    path = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FACEGAN_CACHE_DIR", str(path))
+        yield path
+
+
+def tiny_run(data: Path, out: Path, steps: int) -> list[str]:
+    """dcgan.py arguments for a few steps of a tiny model on tiny data."""
+    return [
+        *("--data-dir", str(data), "--image-size", "32", "--batch-size", "16"),
+        *("--noise-dim", "8", "--width", "8", "--steps-per-epoch", str(steps), "--out", str(out)),
+    ]
+
+
 @pytest.fixture(scope="session")
 def synth_root(tmp_path_factory) -> Path:
     import synth_faces

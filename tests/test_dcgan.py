@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_script
+from conftest import run_script, tiny_run
 
 import dcgan
 from quiet_keras import keras
@@ -90,26 +89,6 @@ def test_freezing_trains_only_the_right_network_on_each_step():
 
 
 # ---------------------------------------------------------------------------- CLI
-
-
-def tiny_run(data: Path, out: Path, steps: int) -> list[str]:
-    """Training arguments for a few steps of a tiny model on tiny data."""
-    return [
-        "--data-dir",
-        str(data),
-        "--image-size",
-        "32",
-        "--batch-size",
-        "16",
-        "--noise-dim",
-        "8",
-        "--width",
-        "8",
-        "--steps-per-epoch",
-        str(steps),
-        "--out",
-        str(out),
-    ]
 
 
 @pytest.fixture(scope="module")

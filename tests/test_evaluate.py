@@ -1,13 +1,17 @@
-"""evaluate.py: the scores, the flip test, diversity and the classifier."""
+"""evaluate.py: the scores, flip test, diversity, classifier, report and --eval-every."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
+from conftest import tiny_run
 
 import dataset
+import dcgan
 import evaluate
-from attributes import INDEX
+from attributes import ATTRIBUTES, INDEX
 from quiet_keras import keras
 
 
@@ -67,9 +71,8 @@ def test_flip_test_of_a_generator_that_ignores_attributes_is_near_zero():
 
 def test_control_accuracy_of_an_attribute_blind_generator_is_near_chance():
     rows = np.random.default_rng(2).integers(0, 2, (500, 40)).astype(np.uint8)
-    scores = evaluate.control_accuracy(
-        IgnoresAttributes(), RandomClassifier(), rows, noise_dim=4, count=1000
-    )
+    attrs, images = evaluate.requested_faces(IgnoresAttributes(), rows, noise_dim=4, count=1000)
+    scores = evaluate.attribute_scores(evaluate.classify(RandomClassifier(), images), attrs)
     assert abs(scores["balanced"].mean() - 0.5) < 0.05
 
 
@@ -91,3 +94,98 @@ def test_classifier_learns_a_rendered_attribute(synth_root, tmp_path):
     loaded = evaluate.load_or_train_classifier(cache)
     assert isinstance(loaded, keras.Model)
     assert loaded.get_layer("features").output.shape[-1] == 256
+
+
+def test_visible_attributes_leave_out_the_synthetic_label_only_ones(synth_root, tmp_path):
+    cache = dataset.build_cache(synth_root, 32, tmp_path / "cache", progress=False)
+    visible = evaluate.visible_attributes(cache)
+    assert visible.sum() == 39 and not visible[INDEX["Attractive"]]
+
+
+@pytest.fixture(scope="module")
+def monitored_run(synth_root, tmp_path_factory):
+    """The classifier trained from the CLI, then two tiny epochs with --eval-every 1."""
+    assert (
+        evaluate.main(
+            [
+                "train-classifier",
+                "--data-dir",
+                str(synth_root),
+                "--image-size",
+                "32",
+                "--epochs",
+                "2",
+            ]
+        )
+        == 0
+    )
+    out = tmp_path_factory.mktemp("run") / "run"
+    assert (
+        dcgan.main([*tiny_run(synth_root, out, steps=2), "--epochs", "2", "--eval-every", "1"]) == 0
+    )
+    return out
+
+
+def test_eval_every_logs_metrics_beside_the_losses(monitored_run):
+    lines = (monitored_run / "metrics.csv").read_text().splitlines()
+    assert lines[0].split(",") == [
+        "epoch",
+        "attr_accuracy",
+        "attr_balanced",
+        "frechet",
+        "frechet_real",
+        "diversity",
+    ]
+    rows = [dict(zip(lines[0].split(","), map(float, line.split(",")))) for line in lines[1:]]
+    assert [row["epoch"] for row in rows] == [1, 2]
+    assert all(0 <= row["attr_accuracy"] <= 1 and row["frechet"] > 0 for row in rows)
+    assert rows[0]["frechet_real"] == rows[1]["frechet_real"]  # one fixed real baseline
+
+
+def test_report_json_chart_and_scored_faces(monitored_run, synth_root, tmp_path, capsys):
+    out = tmp_path / "eval"
+    args = ["--checkpoint", str(monitored_run), "--data-dir", str(synth_root), "--count", "40"]
+    assert evaluate.main([*args, "--inception-weights", "none", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["epoch"] == 2 and report["generated_images"] == 40
+    assert list(report["attributes"]) == list(ATTRIBUTES)
+    for row in report["attributes"].values():
+        assert set(row) == {
+            "generated_accuracy",
+            "generated_balanced",
+            "real_accuracy",
+            "real_balanced",
+            "flip_rate",
+            "visible",
+        }
+    summary = report["summary"]
+    assert summary["visible_attributes"] == 39
+    for key in ("generated_accuracy", "generated_accuracy_visible", "real_balanced_visible"):
+        assert 0 <= summary[key] <= 1
+    classifier = report["distances"]["classifier"]
+    assert classifier["images"] == 40  # the synthetic test partition of 400 faces
+    assert classifier["frechet"]["generated"] > classifier["frechet"]["real_baseline"] > 0
+    assert set(classifier["kid"]) == {
+        "generated",
+        "generated_std",
+        "real_baseline",
+        "real_baseline_std",
+    }
+    assert report["distances"]["inception"] == {
+        "skipped": "Inception metrics skipped (--inception-weights none)"
+    }
+    scored = np.load(out / "generated.npz")
+    assert scored["images"].shape == (40, 32, 32, 3) and scored["images"].dtype == np.uint8
+    assert scored["attributes"].shape == (40, 40)
+    assert (out / "attribute_accuracy.png").stat().st_size > 5000
+    printed = capsys.readouterr().out
+    assert "mean, visible" in printed and "Fréchet, classifier features" in printed
+
+
+def test_a_missing_inception_weights_file_stops_before_any_work(monitored_run, capsys):
+    args = ["--checkpoint", str(monitored_run), "--inception-weights", "/nonexistent/w.h5"]
+    args += ["--data-dir", "/nonexistent/data"]  # stops before looking at the data
+    assert evaluate.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --inception-weights /nonexistent/w.h5: no such file")
+    assert err.count("\n") == 1
