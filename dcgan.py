@@ -31,14 +31,17 @@ import csv
 import json
 import os
 import shutil
+import signal
 import sys
 import time
+from collections import deque
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
+import checkpoints
 import dataset
 import evaluate
 from attributes import ATTRIBUTES, NUM_ATTRIBUTES, SpecError, format_spec, parse_spec
@@ -77,7 +80,8 @@ PROBE_SPECS = (
     "Male, Smiling, Eyeglasses, Black_Hair",
 )
 PROBE_COLUMNS = 8
-FIXED_KEYS = ("image_size", "noise_dim", "width", "loss")  # a run continues only with these
+# Fixed for the life of a run: --resume refuses another value (the learning rate may change).
+RUN_KEYS = ("image_size", "noise_dim", "width", "loss", "batch_size", "beta1", "seed")
 
 
 class UsageError(Exception):
@@ -340,41 +344,29 @@ def _plot_metrics(ax, metrics: np.ndarray) -> None:
 
 
 def save_checkpoint(
-    run_dir: Path, epoch: int, generator, discriminator, state: dict, keep: int
+    run_dir: Path, position: tuple[int, int], generator, discriminator, state: dict, keep: int
 ) -> Path:
-    """checkpoints/epoch-NNNN/: both models with optimizer states, state.json; the
-    folder is renamed into place when complete and LATEST names it last."""
-    folder = run_dir / "checkpoints" / f"epoch-{epoch:04d}"
-    staging = folder.with_name(f".{folder.name}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    """checkpoints/epoch-NNNN[-step-SSSSSS]/: both models with their optimizer states,
+    the training attribute rows, the probes, the loss history and state.json."""
+    checkpoints.check_disk(run_dir, _checkpoint_bytes(run_dir, generator, discriminator))
     set_trainable(discriminator, True)
-    generator.save(staging / "generator.keras")
-    discriminator.save(staging / "discriminator.keras")
-    np.save(staging / "attributes.npy", state.pop("attribute_rows"))
-    np.save(staging / "probes.npy", state.pop("probe_inputs"))
-    (staging / "state.json").write_text(json.dumps(state, indent=2))
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(staging, folder)
-    latest = run_dir / "checkpoints" / "LATEST"
-    (latest.with_suffix(".partial")).write_text(folder.name + "\n")
-    os.replace(latest.with_suffix(".partial"), latest)
-    for old in sorted((run_dir / "checkpoints").glob("epoch-*"))[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+    folder = checkpoints.write(
+        run_dir,
+        checkpoints.folder_name(*position),
+        {"generator": generator, "discriminator": discriminator},
+        {"attributes": state.pop("attribute_rows"), "probes": state.pop("probe_inputs")},
+        [run_dir / "losses.csv", run_dir / "metrics.csv"],
+        state,
+    )
+    checkpoints.prune(run_dir, keep)
     return folder
 
 
-def find_checkpoint(path: str | os.PathLike) -> Path | None:
-    """A checkpoint folder from a run folder, a checkpoints folder, or itself."""
-    path = Path(path)
-    for candidate in (path / "checkpoints" / "LATEST", path / "LATEST"):
-        if candidate.is_file():
-            return candidate.parent / candidate.read_text().strip()
-    if (path / "state.json").is_file():
-        return path
-    if path.name == "generator.keras" and path.is_file():
-        return path.parent
-    return None
+def _checkpoint_bytes(run_dir: Path, *models) -> int:
+    previous = checkpoints.pointed(run_dir, "LATEST")
+    if previous is not None:
+        return sum(f.stat().st_size for f in previous.iterdir())
+    return sum(m.count_params() for m in models) * 4 * 3  # weights and two Adam moments
 
 
 def load_checkpoint(folder: Path, compile: bool = True):
@@ -398,61 +390,214 @@ def load_checkpoint(folder: Path, compile: bool = True):
 # ------------------------------------------------------------------------ training
 
 
-def train(args: argparse.Namespace) -> int:
-    run_dir = Path(args.out)
-    root = dataset.resolve_data_dir(args.data_dir)
-    cache = dataset.build_cache(root, args.image_size)
-    print(dataset.summary_line(cache), file=sys.stderr)
-    # Built first: training a missing classifier reseeds Keras.
-    monitor = evaluate.TrainingMonitor(cache, seed=args.seed) if args.eval_every else None
-    keras.utils.set_random_seed(args.seed)
-    real = dataset.CelebaBatches(cache, "train", args.batch_size, seed=args.seed, flip=True)
-    settings = {k: getattr(args, k) for k in (*FIXED_KEYS, "batch_size", "lr", "beta1", "seed")}
-    settings["data"] = str(Path(root).resolve())
-    attribute_rows = cache.attributes[real.rows]
+class StopSignal:
+    """Ctrl-C (SIGINT) or SIGTERM asks the loop to stop after the current step and save;
+    a second one stops at once (the last complete checkpoint is kept)."""
 
-    checkpoint = find_checkpoint(run_dir) if args.resume else None
-    if args.resume and checkpoint is None:
-        print(f"--resume: no checkpoint in {run_dir} yet; starting fresh", file=sys.stderr)
-    if checkpoint is not None:
-        generator, discriminator, state, _, probe_inputs = load_checkpoint(checkpoint)
-        _check_same_architecture(state["settings"], settings, checkpoint)
-        gan = build_gan(generator, discriminator)
-        compile_gan(gan, generator.optimizer, discriminator, args.loss)
-        start = state["epoch"]
-        print(f"resuming from {checkpoint} (epoch {start} done)", file=sys.stderr)
-    else:
-        _refuse_foreign_run(run_dir)
-        generator = build_generator(args.image_size, args.noise_dim, args.width)
-        discriminator = build_discriminator(args.image_size, args.width)
-        gan = build_gan(generator, discriminator)
-        compile_models(generator, discriminator, gan, args.lr, args.beta1, args.loss)
-        probe_inputs = make_probes(attribute_rows, args.noise_dim, args.seed)
-        start = 0
-    if start >= args.epochs:
-        print(f"already trained {start} epochs (--epochs {args.epochs}); nothing to do")
+    def __init__(self) -> None:
+        self.received: str | None = None
+
+    def __enter__(self) -> StopSignal:
+        self._previous = {
+            s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)
+        }
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+    def _handle(self, signum, frame) -> None:
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = signal.Signals(signum).name
+        print(
+            f"\n{self.received}: finishing this step and saving (again to stop at once)",
+            file=sys.stderr,
+        )
+
+
+class DivergenceError(Exception):
+    """Training went wrong in a way more steps will not mend."""
+
+
+class DivergenceGuard:
+    """Spots a run gone wrong: a non-finite loss at once, or the discriminator winning
+    outright, its loss's running mean under ``floor`` for ``patience`` steps while the
+    generator's climbs. ``healthy`` is False from the first step of such a stretch, so
+    a checkpoint saved then is not marked GOOD."""
+
+    def __init__(self, floor: float = 0.05, patience: int = 200, smoothing: int = 50) -> None:
+        self.floor, self.patience = floor, patience
+        self.d_losses: deque[float] = deque(maxlen=smoothing)
+        self.g_losses: deque[float] = deque(maxlen=smoothing)
+        self.won_since: int | None = None
+        self.g_when_won = 0.0
+
+    @property
+    def healthy(self) -> bool:
+        return self.won_since is None
+
+    def check(self, losses: dict[str, float], step: int) -> None:
+        """Raise DivergenceError; ``step`` counts steps over the whole run."""
+        if not all(np.isfinite(v) for v in losses.values()):
+            raise DivergenceError(f"a loss is not finite ({losses})")
+        self.d_losses.append(losses["d_loss"])
+        self.g_losses.append(losses["g_loss"])
+        if len(self.d_losses) < self.d_losses.maxlen or np.mean(self.d_losses) >= self.floor:
+            self.won_since = None
+            return
+        if self.won_since is None:
+            self.won_since, self.g_when_won = step, float(np.mean(self.g_losses))
+        g_now = float(np.mean(self.g_losses))
+        if step - self.won_since >= self.patience and g_now > self.g_when_won:
+            raise DivergenceError(
+                f"the discriminator has won outright for {step - self.won_since} steps "
+                f"(its loss under {self.floor}, the generator's from {self.g_when_won:.2f} "
+                f"to {g_now:.2f})"
+            )
+
+
+class Trainer:
+    """One training run: its settings, data, models, position and history on disk."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args, self.run_dir, self.began = args, Path(args.out), time.monotonic()
+        self.checkpoint = checkpoints.find(self.run_dir) if args.resume else None
+        if args.resume and self.checkpoint is None:
+            print(f"--resume: no checkpoint in {self.run_dir} yet; starting fresh", file=sys.stderr)
+        if self.checkpoint is None:
+            _refuse_foreign_run(self.run_dir)
+        saved = _read_state(self.checkpoint)["settings"] if self.checkpoint else None
+        self.settings = resolve_settings(args, saved, self.checkpoint)
+        root = dataset.resolve_data_dir(args.data_dir)
+        self.settings["data"] = str(Path(root).resolve())
+        self.cache = dataset.build_cache(root, self.settings["image_size"])
+        print(dataset.summary_line(self.cache), file=sys.stderr)
+        # Before the models: training a missing classifier reseeds Keras.
+        self.monitor = (
+            evaluate.TrainingMonitor(self.cache, seed=self.seed) if args.eval_every else None
+        )
+        self.real = dataset.CelebaBatches(
+            self.cache, "train", self.settings["batch_size"], seed=self.seed, flip=True
+        )
+        self.attribute_rows = self.cache.attributes[self.real.rows]
+        self.steps = min(len(self.real), args.steps_per_epoch or len(self.real))
+        self.guard = DivergenceGuard()
+        self.best = -np.inf
+
+    @property
+    def seed(self) -> int:
+        return self.settings["seed"]
+
+    # -- set-up
+
+    def start_fresh(self) -> None:
+        s = self.settings
+        keras.utils.set_random_seed(self.seed)
+        self.generator = build_generator(s["image_size"], s["noise_dim"], s["width"])
+        self.discriminator = build_discriminator(s["image_size"], s["width"])
+        self.gan = build_gan(self.generator, self.discriminator)
+        compile_models(self.generator, self.discriminator, self.gan, s["lr"], s["beta1"], s["loss"])
+        self.probe_inputs = make_probes(self.attribute_rows, s["noise_dim"], self.seed)
+        self.position = (0, 0)
+        self._wire()
+
+    def restore(self, folder: Path) -> None:
+        """Continue exactly where ``folder`` left off: weights, optimizer states, position,
+        probes and loss history. (Every random draw after initialisation comes from numpy
+        generators keyed by (seed, epoch, step), so the position is the RNG state.)"""
+        self.generator, self.discriminator, state, _, self.probe_inputs = load_checkpoint(folder)
+        self.gan = build_gan(self.generator, self.discriminator)
+        compile_gan(self.gan, self.generator.optimizer, self.discriminator, self.settings["loss"])
+        self.set_learning_rate(self.settings["lr"])
+        self.position = (state["epoch"], state.get("step", 0))
+        self.best = -np.inf if state.get("best") is None else state["best"]
+        for name in ("losses.csv", "metrics.csv"):
+            kept, live = folder / name, self.run_dir / name
+            if kept.exists():
+                shutil.copy2(kept, live)
+            else:
+                live.unlink(missing_ok=True)
+        if state["backend"] != keras.backend.backend():
+            print(
+                f"note: {folder.name} was written on {state['backend']}; continuing on "
+                f"{keras.backend.backend()}, which does not repeat {state['backend']} bitwise",
+                file=sys.stderr,
+            )
+        epoch, step = self.position
+        print(
+            f"resuming from {folder}: epoch {epoch + 1}, step {step + 1} is next", file=sys.stderr
+        )
+        self._wire()
+
+    def _wire(self) -> None:
+        noise_dim = self.settings["noise_dim"]
+        sampler = AttributeSampler("dataset", self.attribute_rows)
+        self.d_batches = DiscriminatorBatches(
+            self.real, self.generator, sampler, noise_dim, self.seed
+        )
+        self.g_batches = GeneratorBatches(
+            sampler, self.settings["batch_size"], self.steps, noise_dim, self.seed
+        )
+
+    def set_learning_rate(self, lr: float) -> None:
+        self.settings["lr"] = lr
+        self.generator.optimizer.learning_rate = lr
+        self.discriminator.optimizer.learning_rate = lr
+
+    # -- the loop
+
+    def run(self, last_epoch: int) -> int:
+        """Train to ``last_epoch`` (or the time budget); 0 when done or stopped cleanly."""
+        slowest = 0.0  # seconds of the slowest epoch so far, saving included
+        with StopSignal() as stop:
+            while self.position[0] < last_epoch:
+                epoch, first_step = self.position
+                if self.args.minutes and self._elapsed() + slowest > self.args.minutes * 60:
+                    print(
+                        f"--minutes {self.args.minutes:g}: stopping after epoch {epoch}; "
+                        "another would end past the limit",
+                        file=sys.stderr,
+                    )
+                    break
+                started = time.perf_counter()
+                rows = self._steps(epoch, first_step, last_epoch, stop)
+                if self.position[1]:  # stopped inside the epoch
+                    _append_rows(self.run_dir / "losses.csv", rows)
+                    folder = self._save()
+                    return self._stopped(stop.received, folder)
+                self._end_epoch(epoch, rows, time.perf_counter() - started)
+                slowest = max(slowest, time.perf_counter() - started)
+                if stop.received:
+                    return self._stopped(stop.received, checkpoints.pointed(self.run_dir, "LATEST"))
+        print(
+            f"done: {self.position[0]} epochs in {self.run_dir} ({self._elapsed() / 60:.1f} min). "
+            "Generate with:\n"
+            f'  python dcgan.py generate --checkpoint {self.run_dir} --attrs "Smiling,-Male"'
+        )
         return 0
 
-    sampler = AttributeSampler("dataset", attribute_rows)
-    steps = min(len(real), args.steps_per_epoch or len(real))
-    d_batches = DiscriminatorBatches(real, generator, sampler, args.noise_dim, args.seed)
-    g_batches = GeneratorBatches(sampler, args.batch_size, steps, args.noise_dim, args.seed)
-    csv_path = run_dir / "losses.csv"
-    for epoch in range(start, args.epochs):
-        real.set_epoch(epoch)
-        g_batches.epoch = epoch
-        started = time.perf_counter()
+    def _steps(self, epoch: int, first_step: int, last_epoch: int, stop: StopSignal) -> list:
+        """Train the steps of one epoch from ``first_step``; on a stop request, leave the
+        position inside the epoch."""
+        self.real.set_epoch(epoch)
+        self.g_batches.epoch = epoch
         rows = []
         bar = tqdm(
-            range(steps),
-            desc=f"epoch {epoch + 1}/{args.epochs}",
+            range(first_step, self.steps),
+            initial=first_step,
+            total=self.steps,
+            desc=f"epoch {epoch + 1}" + (f"/{last_epoch}" if last_epoch < sys.maxsize else ""),
             unit="step",
             file=sys.stderr,
             dynamic_ncols=True,
         )
         for step in bar:
-            losses = train_step(discriminator, gan, d_batches[step], g_batches[step])
-            _check_finite(losses, epoch, step)
+            losses = train_step(
+                self.discriminator, self.gan, self.d_batches[step], self.g_batches[step]
+            )
+            self.guard.check(losses, epoch * self.steps + step)
             rows.append({"epoch": epoch + 1, "step": step + 1, **losses})
             bar.set_postfix(
                 d=f"{losses['d_loss']:.3f}",
@@ -460,72 +605,160 @@ def train(args: argparse.Namespace) -> int:
                 acc=f"{losses['d_acc']:.2f}",
                 g_attr=f"{losses['g_attr']:.3f}",
             )
-        seconds = time.perf_counter() - started
-        _append_rows(csv_path, rows)
-        measured = ""
-        if monitor is not None and (epoch + 1) % args.eval_every == 0:
-            metrics = monitor(generator, attribute_rows, args.noise_dim)
-            _append_rows(run_dir / "metrics.csv", [{"epoch": epoch + 1, **metrics}])
+            if stop.received and step + 1 < self.steps:
+                bar.close()
+                self.position = (epoch, step + 1)
+                return rows
+        self.position = (epoch + 1, 0)
+        return rows
+
+    def _end_epoch(self, epoch: int, rows: list, seconds: float) -> None:
+        """History, metrics, sample grid and checkpoint after a whole epoch."""
+        _append_rows(self.run_dir / "losses.csv", rows)
+        measured, metrics = "", None
+        if self.monitor is not None and (epoch + 1) % self.args.eval_every == 0:
+            metrics = self.monitor(self.generator, self.attribute_rows, self.settings["noise_dim"])
+            _append_rows(self.run_dir / "metrics.csv", [{"epoch": epoch + 1, **metrics}])
             measured = (
                 f"attribute accuracy {metrics['attr_accuracy']:.1%} "
                 f"(balanced {metrics['attr_balanced']:.1%})  Fréchet {metrics['frechet']:.2f} "
                 f"(real {metrics['frechet_real']:.2f})  diversity {metrics['diversity']:.3f}\n  "
             )
-        plot_history(run_dir)
-        grid = run_dir / "samples" / f"epoch-{epoch + 1:04d}.png"
-        save_grid(
-            generator.predict_on_batch(probe_inputs), list(PROBE_SPECS), grid, f"epoch {epoch + 1}"
-        )
-        state = {
-            "epoch": epoch + 1,
-            "settings": settings,
-            "seconds": seconds,
-            "backend": keras.backend.backend(),
-            "keras": keras.__version__,
-            "attribute_rows": attribute_rows,
-            "probe_inputs": probe_inputs,
-        }
-        folder = save_checkpoint(run_dir, epoch + 1, generator, discriminator, state, args.keep)
+        plot_history(self.run_dir)
+        grid = self.run_dir / "samples" / f"epoch-{epoch + 1:04d}.png"
+        images = self.generator.predict_on_batch(self.probe_inputs)
+        save_grid(images, list(PROBE_SPECS), grid, f"epoch {epoch + 1}")
+        better = metrics is not None and metrics["attr_balanced"] > self.best
+        if better:
+            self.best = metrics["attr_balanced"]
+        folder = self._save(seconds)
+        if better:
+            checkpoints.point(self.run_dir, "BEST", folder)
         mean = {k: np.mean([r[k] for r in rows]) for k in ("d_loss", "g_loss", "d_acc", "g_attr")}
+        rate = len(rows) * self.settings["batch_size"] / seconds
         print(
             f"epoch {epoch + 1}: d_loss {mean['d_loss']:.3f}  g_loss {mean['g_loss']:.3f}  "
-            f"d_acc {mean['d_acc']:.2f}  g_attr {mean['g_attr']:.3f}  "
-            f"{steps * args.batch_size / seconds:.0f} images/s\n  {measured}-> {grid}, {folder}",
+            f"d_acc {mean['d_acc']:.2f}  g_attr {mean['g_attr']:.3f}  {rate:.0f} images/s\n"
+            f"  {measured}-> {grid}, {folder}",
             file=sys.stderr,
         )
-    print(
-        f"done: {args.epochs} epochs in {run_dir}. Generate with:\n"
-        f'  python dcgan.py generate --checkpoint {run_dir} --attrs "Smiling,-Male"'
+
+    def _save(self, seconds: float | None = None) -> Path:
+        epoch, step = self.position
+        state = {
+            "epoch": epoch,
+            "step": step,
+            "settings": self.settings,
+            "seconds": seconds,
+            "best": self.best if np.isfinite(self.best) else None,
+            "backend": keras.backend.backend(),
+            "keras": keras.__version__,
+            "attribute_rows": self.attribute_rows,
+            "probe_inputs": self.probe_inputs,
+        }
+        folder = save_checkpoint(
+            self.run_dir, self.position, self.generator, self.discriminator, state, self.args.keep
+        )
+        if self.guard.healthy:
+            checkpoints.point(self.run_dir, "GOOD", folder)
+        return folder
+
+    def _stopped(self, signal_name: str | None, folder: Path | None) -> int:
+        epoch, step = self.position
+        where = f"epoch {epoch + 1}, step {step + 1}" if step else f"epoch {epoch + 1}"
+        print(
+            f"{signal_name}: saved {folder}; continue from {where} with the same command "
+            "and --resume",
+            file=sys.stderr,
+        )
+        return 0
+
+    def _elapsed(self) -> float:
+        return time.monotonic() - self.began
+
+
+MAX_ROLLBACKS = 3
+
+
+def train(args: argparse.Namespace) -> int:
+    trainer = Trainer(args)
+    if trainer.checkpoint is not None:
+        trainer.restore(trainer.checkpoint)
+    else:
+        trainer.start_fresh()
+    last_epoch = args.epochs or (sys.maxsize if args.minutes else 1)
+    if trainer.position[0] >= last_epoch:
+        print(
+            f"already trained {trainer.position[0]} epochs (--epochs {last_epoch}); nothing to do"
+        )
+        return 0
+    for rollback in range(MAX_ROLLBACKS + 1):
+        try:
+            return trainer.run(last_epoch)
+        except DivergenceError as why:
+            epoch, _ = trainer.position
+            good = checkpoints.pointed(trainer.run_dir, "GOOD")
+            print(f"\ntraining diverged in epoch {epoch + 1}: {why}", file=sys.stderr)
+            if args.on_divergence == "rollback" and good and rollback < MAX_ROLLBACKS:
+                lr = trainer.settings["lr"] / 2
+                print(
+                    f"rolling back to {good.name} with the learning rate halved to {lr:g}",
+                    file=sys.stderr,
+                )
+                trainer.guard = DivergenceGuard()
+                trainer.restore(good)
+                trainer.set_learning_rate(lr)
+                continue
+            break
+    if good is None:
+        raise DivergenceError(
+            "training diverged before the first checkpoint; start again with a lower --lr"
+        )
+    checkpoints.point(trainer.run_dir, "LATEST", good)
+    raise DivergenceError(
+        f"training stopped; the last good checkpoint, {good}, is now LATEST: continue with "
+        "--resume and a lower --lr (or train with --on-divergence rollback)"
     )
-    return 0
 
 
-def _check_same_architecture(saved: dict, asked: dict, checkpoint: Path) -> None:
-    for key in FIXED_KEYS:
-        if saved[key] != asked[key]:
+def _read_state(folder: Path) -> dict:
+    try:
+        return json.loads((folder / "state.json").read_text())
+    except (OSError, ValueError) as error:
+        raise UsageError(f"{folder}: unreadable state.json ({error})") from None
+
+
+def resolve_settings(args: argparse.Namespace, saved: dict | None, checkpoint: Path | None) -> dict:
+    """The run's settings: a new run's from the flags and DEFAULTS; a resumed run's
+    from its checkpoint, where a flag given with another value is an error naming both
+    (only --lr may change: it sets the learning rate from here on)."""
+    settings = {}
+    for key in RUN_KEYS:
+        asked = getattr(args, key)
+        if saved is None:
+            settings[key] = DEFAULTS[key] if asked is None else asked
+            continue
+        if asked is not None and asked != saved[key]:
             flag = "--" + key.replace("_", "-")
             raise UsageError(
-                f"{checkpoint} was trained with {flag} {saved[key]}, not {asked[key]}; "
+                f"{checkpoint} was trained with {flag} {saved[key]}, not {asked}; "
                 f"pass {flag} {saved[key]} or a new --out"
             )
+        settings[key] = saved[key]
+    settings["lr"] = args.lr or (saved["lr"] if saved else DEFAULTS["lr"])
+    return settings
 
 
 def _refuse_foreign_run(run_dir: Path) -> None:
-    if (run_dir / "checkpoints").exists() and any((run_dir / "checkpoints").iterdir()):
+    if checkpoints.complete(run_dir):
         raise UsageError(
             f"--out {run_dir} already holds a run; pass --resume to continue it or a new --out"
         )
 
 
-def _check_finite(losses: dict[str, float], epoch: int, step: int) -> None:
-    if not all(np.isfinite(v) for v in losses.values()):
-        raise UsageError(
-            f"training diverged at epoch {epoch + 1}, step {step + 1} ({losses}); "
-            "resume from the last checkpoint with a lower --lr"
-        )
-
-
 def _append_rows(path: Path, rows: list[dict]) -> None:
+    if not rows:
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     new = not path.exists()
     with open(path, "a", newline="") as handle:
@@ -539,7 +772,7 @@ def _append_rows(path: Path, rows: list[dict]) -> None:
 
 
 def generate(args: argparse.Namespace) -> int:
-    folder = find_checkpoint(args.checkpoint)
+    folder = checkpoints.find(args.checkpoint)
     if folder is None:
         raise UsageError(
             f"--checkpoint {args.checkpoint}: no checkpoint there; give a run folder "
@@ -623,41 +856,66 @@ def _positive_float(text: str) -> float:
     return value
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except the None of flags whose help says what unset means."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 def train_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dcgan.py",
         description="Train the attribute-conditioned DCGAN. "
         "(To make faces from a trained run: dcgan.py generate --help)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog="With --resume, unset run settings are the checkpoint's; another value is "
+        "an error, except --lr, which applies from there on.",
+        formatter_class=_Help,
     )
     d = DEFAULTS
-    parser.add_argument("--epochs", type=_positive, default=1, help="total epochs to train to")
+    parser.add_argument(
+        "--epochs",
+        type=_positive,
+        help="total epochs to train to (default: 1, or as many as --minutes allows)",
+    )
+    parser.add_argument(
+        "--minutes",
+        type=_positive_float,
+        help="time budget from start-up: no epoch is begun that would end past it",
+    )
     parser.add_argument("--data-dir", help="CelebA root (default: data/celeba, else synthetic)")
     parser.add_argument(
-        "--image-size", type=int, default=d["image_size"], choices=dataset.IMAGE_SIZES
+        "--image-size",
+        type=int,
+        choices=dataset.IMAGE_SIZES,
+        help=f"image side in pixels (default: {d['image_size']})",
     )
     parser.add_argument(
         "--batch-size",
         type=_multiple_of_8,
-        default=d["batch_size"],
-        help="real images per step (a multiple of 8)",
+        help=f"real images per step, a multiple of 8 (default: {d['batch_size']})",
     )
     parser.add_argument(
         "--noise-dim",
         type=_positive,
-        default=d["noise_dim"],
-        help="noise floats after the 40 attribute bits (1 = original design)",
+        help="noise floats after the 40 attribute bits; 1 = the original design "
+        f"(default: {d['noise_dim']})",
     )
     parser.add_argument(
-        "--width", type=_positive, default=d["width"], help="base channel count of both networks"
+        "--width",
+        type=_positive,
+        help=f"base channel count of both networks (default: {d['width']})",
     )
-    parser.add_argument("--lr", type=_positive_float, default=d["lr"], help="Adam learning rate")
-    parser.add_argument("--beta1", type=_positive_float, default=d["beta1"], help="Adam beta_1")
+    parser.add_argument(
+        "--lr", type=_positive_float, help=f"Adam learning rate (default: {d['lr']:g})"
+    )
+    parser.add_argument(
+        "--beta1", type=_positive_float, help=f"Adam beta_1 (default: {d['beta1']})"
+    )
     parser.add_argument(
         "--loss",
         choices=("bce", "hinge"),
-        default=d["loss"],
-        help="face/no-face loss of both networks",
+        help=f"face/no-face loss of both networks (default: {d['loss']})",
     )
     parser.add_argument(
         "--steps-per-epoch",
@@ -668,7 +926,7 @@ def train_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--resume",
         action="store_true",
-        help="continue from the run's last checkpoint (starts fresh if none)",
+        help="continue from the run's last intact checkpoint (starts fresh if none)",
     )
     parser.add_argument("--keep", type=_positive, default=d["keep"], help="checkpoints kept")
     parser.add_argument(
@@ -677,9 +935,22 @@ def train_parser() -> argparse.ArgumentParser:
         default=0,
         metavar="K",
         help="every K epochs, score 500 generated faces with the attribute classifier "
-        "(trained and cached on first use) into metrics.csv and losses.png; 0 = never",
+        "(trained and cached on first use) into metrics.csv and losses.png, and keep the "
+        "best checkpoint by balanced accuracy as BEST; 0 = never",
     )
-    parser.add_argument("--seed", type=int, default=d["seed"])
+    parser.add_argument(
+        "--on-divergence",
+        choices=("stop", "rollback"),
+        default="stop",
+        help="when a loss goes non-finite or the discriminator wins outright: stop, "
+        f"or go back to the last good checkpoint with half the learning rate (at most "
+        f"{MAX_ROLLBACKS} times)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        help=f"seed of initialisation, data order and sampling (default: {d['seed']})",
+    )
     return parser
 
 
@@ -717,12 +988,15 @@ def main(argv: list[str] | None = None) -> int:
         if argv[:1] == ["generate"]:
             return generate(generate_parser().parse_args(argv[1:]))
         return train(train_parser().parse_args(argv))
-    except (UsageError, SpecError, dataset.DataError) as error:
+    except (UsageError, SpecError, dataset.DataError, checkpoints.CheckpointError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except DivergenceError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print(
-            "\ninterrupted; the last completed epoch's checkpoint is kept (use --resume)",
+            "\ninterrupted; the last complete checkpoint is kept (continue with --resume)",
             file=sys.stderr,
         )
         return 130

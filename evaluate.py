@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+import checkpoints
 import dataset
 import feature_distances
 import synth_faces
@@ -564,7 +565,7 @@ def _at_least_2(text: str) -> int:
 def run_evaluation(args: argparse.Namespace) -> int:
     import dcgan
 
-    folder = dcgan.find_checkpoint(args.checkpoint)
+    folder = checkpoints.find(args.checkpoint)
     if folder is None:
         raise dcgan.UsageError(f"--checkpoint {args.checkpoint}: no checkpoint there")
     inception = load_inception(args.inception_weights)
@@ -600,7 +601,12 @@ def main(argv: list[str] | None = None) -> int:
         if argv[:1] == ["train-classifier"]:
             return run_classifier_training(classifier_parser().parse_args(argv[1:]))
         return run_evaluation(evaluate_parser().parse_args(argv))
-    except (dcgan.UsageError, dataset.DataError, feature_distances.WeightsError) as error:
+    except (
+        dcgan.UsageError,
+        dataset.DataError,
+        checkpoints.CheckpointError,
+        feature_distances.WeightsError,
+    ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -1,11 +1,12 @@
-"""Benchmarks of the data path: cache build rate and input pipeline rate, with peak memory.
+"""Benchmarks: cache build, input pipeline, training steps and generation, with peak memory.
 
 Each measurement runs in a fresh subprocess (so peak memory is its own), repeated and
 interleaved, and the median is reported. Prints a table last and writes a JSON file.
-This is where speed goals are measured; the tests only check behaviour.
+This is where speed goals are measured; the tests only check behaviour. Training and
+generation run on whatever Keras backend KERAS_BACKEND selects.
 
     python benchmarks/bench.py                 # everything, 5 repeats
-    python benchmarks/bench.py --only cache    # one stage
+    python benchmarks/bench.py --only train    # one stage
 """
 
 from __future__ import annotations
@@ -81,7 +82,63 @@ def measure_pipeline(source: str, image_size: int, batch_size: int, limit: int) 
     }
 
 
-MEASURES = {"cache": measure_cache, "pipeline": measure_pipeline}
+def measure_train(source: str, image_size: int, batch_size: int, width: int, steps: int) -> dict:
+    """Real images per second through ``dcgan.train_step`` (one D and one stacked-G step,
+    as in training), after warm-up steps that trace the train functions."""
+    import dataGens
+    import dataset
+    import dcgan
+
+    cache = dataset.build_cache(source, image_size, progress=False)
+    real = dataset.CelebaBatches(cache, "train", batch_size, seed=0, flip=True)
+    d = dcgan.DEFAULTS
+    generator = dcgan.build_generator(image_size, d["noise_dim"], width)
+    discriminator = dcgan.build_discriminator(image_size, width)
+    gan = dcgan.build_gan(generator, discriminator)
+    dcgan.compile_models(generator, discriminator, gan, d["lr"], d["beta1"])
+    sampler = dataGens.AttributeSampler("dataset", cache.attributes[real.rows])
+    d_batches = dataGens.DiscriminatorBatches(real, generator, sampler, d["noise_dim"], 0)
+    g_batches = dataGens.GeneratorBatches(sampler, batch_size, len(real), d["noise_dim"], 0)
+    warmup = 3
+    for step in range(warmup):
+        dcgan.train_step(discriminator, gan, d_batches[step], g_batches[step])
+    started = time.perf_counter()
+    for step in range(warmup, warmup + steps):
+        dcgan.train_step(discriminator, gan, d_batches[step], g_batches[step])
+    seconds = time.perf_counter() - started
+    return {
+        "images": steps * batch_size,
+        "seconds": seconds,
+        "rate": steps * batch_size / seconds,
+        "peak_mb": peak_rss_mb(),
+    }
+
+
+def measure_generate(image_size: int, width: int, count: int, batch_size: int = 256) -> dict:
+    """Faces per second from ``generator.predict`` (untrained weights: same cost)."""
+    import numpy as np
+
+    import dataGens
+    import dcgan
+
+    noise_dim = dcgan.DEFAULTS["noise_dim"]
+    generator = dcgan.build_generator(image_size, noise_dim, width)
+    rng = np.random.default_rng(0)
+    attrs = dataGens.AttributeSampler("uniform").sample(count, rng)
+    inputs = dataGens.attribute_noise(attrs, noise_dim, rng)
+    generator.predict(inputs[:batch_size], batch_size=batch_size, verbose=0)
+    started = time.perf_counter()
+    generator.predict(inputs, batch_size=batch_size, verbose=0)
+    seconds = time.perf_counter() - started
+    return {"images": count, "seconds": seconds, "rate": count / seconds, "peak_mb": peak_rss_mb()}
+
+
+MEASURES = {
+    "cache": measure_cache,
+    "pipeline": measure_pipeline,
+    "train": measure_train,
+    "generate": measure_generate,
+}
 
 
 def in_child(stage: str, **kwargs) -> dict:
@@ -120,6 +177,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=20_000, help="synthetic set size")
     parser.add_argument("--image-size", type=int, default=64, choices=(32, 64, 128))
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--widths", type=int, nargs="+", default=[32], help="network widths to train and sample"
+    )
+    parser.add_argument("--train-steps", type=int, default=30, help="timed steps per repeat")
     parser.add_argument("--json", default=str(PROJECT / "benchmarks" / "results.json"))
     args = parser.parse_args(argv)
     stages = args.only or sorted(MEASURES)
@@ -140,6 +201,26 @@ def main(argv: list[str] | None = None) -> int:
                 ),
             )
             for n, src in ((args.images // 4, small), (args.images, source))
+        ],
+        "train": [
+            (
+                f"training, width {width}, batch {args.batch_size}",
+                dict(
+                    source=source,
+                    image_size=args.image_size,
+                    batch_size=args.batch_size,
+                    width=width,
+                    steps=args.train_steps,
+                ),
+            )
+            for width in args.widths
+        ],
+        "generate": [
+            (
+                f"generation, width {width}",
+                dict(image_size=args.image_size, width=width, count=4096),
+            )
+            for width in args.widths
         ],
     }
     runs: dict[str, list[dict]] = {}
@@ -163,12 +244,16 @@ def main(argv: list[str] | None = None) -> int:
         for label, results in runs.items()
     }
     machine = {
+        "backend": os.environ.get("KERAS_BACKEND", "tensorflow"),
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "processor": platform.processor() or platform.machine(),
     }
     Path(args.json).write_text(json.dumps({"machine": machine, "results": summary}, indent=2))
-    print(f"\nmachine: {machine['cpus']} CPUs, Python {machine['python']}")
+    print(
+        f"\nmachine: {machine['cpus']} CPUs, Python {machine['python']}, "
+        f"Keras backend {machine['backend']}"
+    )
     print(f"{'measurement':<40} {'images/s (median)':>18} {'peak RSS MB':>12} {'heap +MB':>9}")
     for label, row in summary.items():
         print(

@@ -202,3 +202,10 @@ def test_unknown_attribute_in_generate_suggests_the_name(trained_run, capsys):
     out, _, _ = trained_run
     assert dcgan.main(["generate", "--checkpoint", str(out), "--attrs", "Eyeglass"]) == 2
     assert "Did you mean Eyeglasses?" in capsys.readouterr().err
+
+
+def test_minutes_stops_before_an_epoch_that_would_end_past_the_budget(synth_root, tmp_path, capsys):
+    out = tmp_path / "timed"
+    assert dcgan.main([*tiny_run(synth_root, out, steps=1), "--minutes", "0.001"]) == 0
+    assert (out / "checkpoints" / "LATEST").read_text().strip() == "epoch-0001"
+    assert "--minutes 0.001: stopping after epoch 1;" in capsys.readouterr().err
