@@ -33,6 +33,7 @@ import os
 import shutil
 import signal
 import sys
+import tempfile
 import time
 from collections import deque
 from pathlib import Path
@@ -474,14 +475,15 @@ class Trainer:
         self.settings["data"] = str(Path(root).resolve())
         self.cache = dataset.build_cache(root, self.settings["image_size"])
         print(dataset.summary_line(self.cache), file=sys.stderr)
-        # Before the models: training a missing classifier reseeds Keras.
-        self.monitor = (
-            evaluate.TrainingMonitor(self.cache, seed=self.seed) if args.eval_every else None
-        )
         self.real = dataset.CelebaBatches(
             self.cache, "train", self.settings["batch_size"], seed=self.seed, flip=True
         )
         self.attribute_rows = self.cache.attributes[self.real.rows]
+        writable_folder(self.run_dir)  # after the checks of the data, so they leave no folder
+        # Before the models: training a missing classifier reseeds Keras.
+        self.monitor = (
+            evaluate.TrainingMonitor(self.cache, seed=self.seed) if args.eval_every else None
+        )
         self.steps = min(len(self.real), args.steps_per_epoch or len(self.real))
         self.guard = DivergenceGuard()
         self.best = -np.inf
@@ -749,6 +751,20 @@ def resolve_settings(args: argparse.Namespace, saved: dict | None, checkpoint: P
     return settings
 
 
+def writable_folder(path: str | os.PathLike, flag: str = "--out") -> Path:
+    """Create ``path`` if needed and prove a file can be written there, before any work."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        raise UsageError(
+            f"{flag} {path}: cannot write there ({error.strerror or error}); choose another folder"
+        ) from None
+    return path
+
+
 def _refuse_foreign_run(run_dir: Path) -> None:
     if checkpoints.complete(run_dir):
         raise UsageError(
@@ -788,8 +804,7 @@ def generate(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     rng = np.random.default_rng(args.seed)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = writable_folder(args.out)
     spec = format_spec(sampler.settings) or "(data distribution)"
     if args.flip:
         flips = list(parse_spec(args.flip))
@@ -812,7 +827,9 @@ def generate(args: argparse.Namespace) -> int:
     from PIL import Image
 
     for i, image in enumerate(pixels):
-        Image.fromarray(image).save(out / f"face-{i + 1:04d}.png")
+        path = out / f"face-{i + 1:04d}.png"
+        Image.fromarray(image).save(path.with_name(f".{path.name}.partial"), format="PNG")
+        os.replace(path.with_name(f".{path.name}.partial"), path)
     rows = -(-args.count // 8)
     save_grid(images, [""] * rows, out / "grid.png", f"{spec} (checkpoint epoch {state['epoch']})")
     print(f"wrote {args.count} faces and grid.png to {out}")

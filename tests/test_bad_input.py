@@ -1,0 +1,318 @@
+"""Bad input, one row per case: what the user gets.
+
+Each case builds a broken input, runs the command in-process as the CLI would, and
+expects one of two results:
+
+* ``error``: a non-zero exit, an ``error:`` line naming the file, line or argument and
+  the fix (``expect`` is a fragment of it), no traceback, nothing half-written;
+* ``skip``: the run goes on (exit 0) and the bad item is counted in the summary line
+  (``expect`` names the counter).
+
+argparse's own refusals (a value of the wrong type or outside the choices) print the
+usage line and then ``error: argument --flag: ...``, exit 2.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import make_official_root, tiny_run
+from PIL import Image
+
+import checkpoints
+import dataset
+import dcgan
+import evaluate
+from quiet_keras import keras
+
+
+def run(main, argv: list[str]) -> int:
+    try:
+        return main(argv)
+    except SystemExit as stop:  # argparse refusals
+        return stop.code
+
+
+# ---------------------------------------------------------------------- data
+
+
+def edit_line(root: Path, number: int, change) -> None:
+    path = root / "list_attr_celeba.txt"
+    lines = path.read_text().splitlines()
+    lines[number - 1] = change(lines[number - 1])
+    path.write_text("\n".join(lines) + "\n")
+
+
+def image(root: Path, number: int = 1) -> Path:
+    return root / "img_align_celeba" / f"{number:06d}.jpg"
+
+
+def rewrite_image(root: Path, write) -> None:
+    path = image(root)
+    path.unlink()
+    write(path)
+
+
+def empty(root: Path) -> None:
+    shutil.rmtree(root)
+    root.mkdir()
+
+
+DATA_CASES = {
+    "missing data dir": (lambda r: shutil.rmtree(r), "error", "no such directory"),
+    "empty data dir": (
+        empty,
+        "error",
+        "no list_attr_celeba.txt or list_attr_celeba.csv",
+    ),
+    "attribute file missing": (
+        lambda r: (r / "list_attr_celeba.txt").unlink(),
+        "error",
+        "no list_attr_celeba.txt",
+    ),
+    "malformed header": (
+        lambda r: edit_line(r, 2, lambda line: line.replace("Smiling", "Smiling Smiling")),
+        "error",
+        "list_attr_celeba.txt:2",
+    ),
+    "wrong number of values": (
+        lambda r: edit_line(r, 4, lambda line: line[:-3]),
+        "error",
+        "list_attr_celeba.txt:4",
+    ),
+    "value other than +-1": (
+        lambda r: edit_line(r, 5, lambda line: line[:-2] + " 0"),
+        "error",
+        "list_attr_celeba.txt:5",
+    ),
+    "duplicate image name": (
+        lambda r: edit_line(r, 6, lambda line: "000001.jpg" + line[10:]),
+        "error",
+        "list_attr_celeba.txt:6",
+    ),
+    "missing image": (lambda r: image(r).unlink(), "skip", "1 label rows without an image"),
+    "zero-byte image": (
+        lambda r: image(r).write_bytes(b""),
+        "skip",
+        "1 images that do not decode",
+    ),
+    "truncated JPEG": (
+        lambda r: image(r).write_bytes(image(r).read_bytes()[:150]),
+        "skip",
+        "1 images that do not decode",
+    ),
+    "not a JPEG": (
+        lambda r: image(r).write_text("this is not an image\n"),
+        "skip",
+        "1 images that do not decode",
+    ),
+    "grayscale JPEG": (
+        lambda r: rewrite_image(
+            r, lambda p: cv2.imwrite(str(p), np.full((218, 178), 90, np.uint8))
+        ),
+        "ok",
+        "skipped: none",
+    ),
+    "CMYK JPEG": (
+        lambda r: rewrite_image(
+            r, lambda p: Image.new("CMYK", (178, 218), (0, 60, 90, 10)).save(p)
+        ),
+        "ok",
+        "skipped: none",
+    ),
+    "huge image": (
+        lambda r: rewrite_image(
+            r, lambda p: cv2.imwrite(str(p), np.full((6540, 5340, 3), 128, np.uint8))
+        ),
+        "ok",
+        "skipped: none",
+    ),
+    "partition file missing a name": (
+        lambda r: (r / "list_eval_partition.txt").write_text(
+            "".join((r / "list_eval_partition.txt").read_text().splitlines(True)[1:])
+        ),
+        "skip",
+        "1 images missing from the partition file",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(DATA_CASES))
+def test_bad_data(case, tmp_path, capsys):
+    root, _ = make_official_root(tmp_path / "celeba", count=6)
+    breaks, result, expect = DATA_CASES[case]
+    breaks(root)
+    cache_dir = tmp_path / "cache"
+    argv = ["prepare", "--data-dir", str(root), "--image-size", "32", "--cache-dir", str(cache_dir)]
+    code = run(dataset.main, [*argv, "--workers", "1"])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    if result == "error":
+        assert code == 2
+        line = err.strip().splitlines()[-1]
+        assert line.startswith("error: ") and expect in line
+        assert not cache_dir.exists() or not any(cache_dir.iterdir())  # nothing half-written
+    else:
+        assert code == 0, err
+        assert expect in out + err
+        (cache,) = cache_dir.iterdir()
+        assert dataset.open_cache(cache).images.shape[1:] == (32, 32, 3)
+
+
+# ------------------------------------------------------------ arguments, checkpoints
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(synth_root, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("run") / "run"
+    assert dcgan.main([*tiny_run(synth_root, out, 1), "--epochs", "1"]) == 0
+    return out
+
+
+def damaged_copy(run: Path, tmp: Path, damage) -> Path:
+    copy = tmp / "copy"
+    shutil.copytree(run, copy)
+    damage(checkpoints.find(copy))
+    return copy
+
+
+def truncate(path: Path) -> None:
+    with open(path, "r+b") as handle:
+        handle.truncate(path.stat().st_size // 2)
+
+
+def foreign_folder(tmp: Path) -> Path:
+    folder = tmp / "foreign"
+    folder.mkdir()
+    (folder / "state.json").write_text("{}")
+    (folder / "generator.keras").write_text("not a model")
+    return folder
+
+
+ARGUMENT_CASES = {
+    "unknown attribute name": (
+        lambda c, s, t: [
+            "generate",
+            "--checkpoint",
+            str(c),
+            "--attrs",
+            "Eyeglass",
+            "--out",
+            str(t),
+        ],
+        "Did you mean Eyeglasses?",
+    ),
+    "attribute both on and off": (
+        lambda c, s, t: [
+            "generate",
+            "--checkpoint",
+            str(c),
+            "--attrs",
+            "Male,-Male",
+            "--out",
+            str(t),
+        ],
+        "attribute Male is asked both on and off",
+    ),
+    "image size the models do not support": (
+        lambda c, s, t: [*tiny_run(s, t / "run", 1), "--image-size", "48"],
+        "argument --image-size: invalid choice: 48",
+    ),
+    "batch size larger than the data": (
+        lambda c, s, t: [*tiny_run(s, t / "run", 1), "--batch-size", "800"],
+        "--batch-size 800 is larger than the",
+    ),
+    "batch size not a multiple of 8": (
+        lambda c, s, t: [*tiny_run(s, t / "run", 1), "--batch-size", "20"],
+        "argument --batch-size: 20 is not a multiple of 8",
+    ),
+    "zero epochs": (
+        lambda c, s, t: [*tiny_run(s, t / "run", 1), "--epochs", "0"],
+        "argument --epochs: 0 is not a positive number",
+    ),
+    "negative count": (
+        lambda c, s, t: ["generate", "--checkpoint", str(c), "--count", "-3", "--out", str(t)],
+        "argument --count: -3 is not a positive number",
+    ),
+    "unwritable --out": (
+        lambda c, s, t: [*tiny_run(s, t / "a-file" / "run", 1)],
+        "a-file/run: cannot write there",
+    ),
+    "--out already holds another run": (
+        lambda c, s, t: [*tiny_run(s, c, 1)],
+        "already holds a run; pass --resume",
+    ),
+    "resume with another noise size": (
+        lambda c, s, t: [*tiny_run(s, c, 1), "--resume", "--epochs", "2", "--noise-dim", "4"],
+        "trained with --noise-dim 8, not 4",
+    ),
+    "no checkpoint where one is named": (
+        lambda c, s, t: ["generate", "--checkpoint", str(t), "--out", str(t / "faces")],
+        "no checkpoint there",
+    ),
+    "truncated checkpoint file": (
+        lambda c, s, t: [
+            "generate",
+            "--checkpoint",
+            str(damaged_copy(c, t, lambda f: truncate(f / "generator.keras"))),
+            "--out",
+            str(t / "faces"),
+        ],
+        "no intact checkpoint (epoch-0001: generator.keras has",
+    ),
+    "foreign checkpoint folder": (
+        lambda c, s, t: ["generate", "--checkpoint", str(foreign_folder(t)), "--out", str(t)],
+        "damaged checkpoint (manifest.json missing or unreadable)",
+    ),
+    "foreign file as checkpoint": (
+        lambda c, s, t: ["generate", "--checkpoint", str(t / "a-file"), "--out", str(t / "x")],
+        "no checkpoint there",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(ARGUMENT_CASES))
+def test_bad_arguments_and_checkpoints(case, tiny_checkpoint, synth_root, tmp_path, capsys):
+    (tmp_path / "a-file").write_text("a file, not a folder\n")
+    argv = ARGUMENT_CASES[case][0](tiny_checkpoint, synth_root, tmp_path)
+    before = set(tmp_path.rglob("*"))
+    code = run(dcgan.main, argv)
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith(("error: ", "dcgan.py: error: ", "dcgan.py generate: error: "))
+    assert ARGUMENT_CASES[case][1] in line
+    assert set(tmp_path.rglob("*")) == before  # nothing written
+
+
+def test_a_checkpoint_from_another_backend_resumes_with_a_note(
+    tiny_checkpoint, synth_root, tmp_path, capsys
+):
+    copy = tmp_path / "run"
+    shutil.copytree(tiny_checkpoint, copy)
+    folder = checkpoints.find(copy)
+    state = json.loads((folder / "state.json").read_text())
+    other = "torch" if keras.backend.backend() == "jax" else "jax"
+    state["backend"] = other
+    (folder / "state.json").write_text(json.dumps(state))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["state.json"] = {
+        "bytes": (folder / "state.json").stat().st_size,
+        "sha256": checkpoints._sha256(folder / "state.json"),
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    assert dcgan.main([*tiny_run(synth_root, copy, 1), "--epochs", "2", "--resume"]) == 0
+    note = f"epoch-0001 was written on {other}; continuing on {keras.backend.backend()}"
+    assert note in capsys.readouterr().err
+
+
+def test_evaluate_refuses_an_unwritable_out_before_any_work(tiny_checkpoint, tmp_path, capsys):
+    (tmp_path / "a-file").write_text("")
+    argv = ["--checkpoint", str(tiny_checkpoint), "--out", str(tmp_path / "a-file" / "eval")]
+    assert evaluate.main(argv) == 2
+    assert "cannot write there" in capsys.readouterr().err
