@@ -338,7 +338,7 @@ def _plot_metrics(ax, metrics: np.ndarray) -> None:
     right.set_ylabel("Fréchet distance (classifier features)")
     handles = ax.get_legend_handles_labels()
     more = right.get_legend_handles_labels()
-    ax.legend(handles[0] + more[0], handles[1] + more[1], fontsize=8, loc="lower right")
+    ax.legend(handles[0] + more[0], handles[1] + more[1], fontsize=8, loc="center right")
 
 
 # --------------------------------------------------------------------- checkpoints

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from conftest import tiny_run
 
+import checkpoints
 import dataset
 import dcgan
 import evaluate
@@ -140,6 +141,8 @@ def test_eval_every_logs_metrics_beside_the_losses(monitored_run):
     assert [row["epoch"] for row in rows] == [1, 2]
     assert all(0 <= row["attr_accuracy"] <= 1 and row["frechet"] > 0 for row in rows)
     assert rows[0]["frechet_real"] == rows[1]["frechet_real"]  # one fixed real baseline
+    best = max(rows, key=lambda row: row["attr_balanced"])
+    assert checkpoints.pointed(monitored_run, "BEST").name == f"epoch-{int(best['epoch']):04d}"
 
 
 def test_report_json_chart_and_scored_faces(monitored_run, synth_root, tmp_path, capsys):
