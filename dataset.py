@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+import cli
 from attributes import ATTRIBUTES
 from quiet_keras import keras
 
@@ -664,7 +665,7 @@ def _info(cache: Cache) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=cli.HelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True)
     for name, text in (
@@ -675,7 +676,7 @@ def main(argv: list[str] | None = None) -> int:
             name,
             help=text,
             description=text,
-            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+            formatter_class=cli.HelpFormatter,
         )
         sub.add_argument("--data-dir", help="CelebA root (default: data/celeba, else synthetic)")
         sub.add_argument("--image-size", type=int, default=64, choices=IMAGE_SIZES)
@@ -689,7 +690,7 @@ def main(argv: list[str] | None = None) -> int:
         "synth",
         help="render the synthetic CelebA-format face set",
         description="render synthetic faces in the official CelebA layout",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=cli.HelpFormatter,
     )
     synth.add_argument("--out", default=str(DEFAULT_SYNTH_DIR), help="folder to write")
     synth.add_argument("--count", type=int, default=None, help="images (default 20000)")

@@ -43,6 +43,7 @@ from matplotlib.figure import Figure
 from tqdm import tqdm
 
 import checkpoints
+import cli
 import dataset
 import evaluate
 from attributes import ATTRIBUTES, NUM_ATTRIBUTES, SpecError, format_spec, parse_spec
@@ -873,13 +874,6 @@ def _positive_float(text: str) -> float:
     return value
 
 
-class _Help(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows defaults, except the None of flags whose help says what unset means."""
-
-    def _get_help_string(self, action):
-        return action.help if action.default is None else super()._get_help_string(action)
-
-
 def train_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dcgan.py",
@@ -887,7 +881,7 @@ def train_parser() -> argparse.ArgumentParser:
         "(To make faces from a trained run: dcgan.py generate --help)",
         epilog="With --resume, unset run settings are the checkpoint's; another value is "
         "an error, except --lr, which applies from there on.",
-        formatter_class=_Help,
+        formatter_class=cli.HelpFormatter,
     )
     d = DEFAULTS
     parser.add_argument(
@@ -975,7 +969,7 @@ def generate_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dcgan.py generate",
         description="Make faces with chosen attributes from a trained checkpoint.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=cli.HelpFormatter,
     )
     parser.add_argument(
         "--checkpoint",

@@ -26,6 +26,8 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 
+import cli  # after the path is set
+
 
 def peak_rss_mb() -> float:
     """Peak resident memory of this process and of its largest finished child, in MB.
@@ -168,7 +170,7 @@ def synthetic_source(count: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=cli.HelpFormatter,
     )
     parser.add_argument(
         "--only", choices=sorted(MEASURES), action="append", help="stage(s) to run (default: all)"
