@@ -52,6 +52,17 @@ def anon_mb() -> float:
 # --------------------------------------------------------------- measured in a child
 
 
+def rate(images: int, seconds: float, **extra) -> dict:
+    """One measurement's result: images, seconds, images per second and peak memory."""
+    return {
+        "images": images,
+        "seconds": seconds,
+        "rate": images / seconds,
+        "peak_mb": peak_rss_mb(),
+        **extra,
+    }
+
+
 def measure_cache(source: str, image_size: int) -> dict:
     import dataset
 
@@ -60,7 +71,7 @@ def measure_cache(source: str, image_size: int) -> dict:
         cache = dataset.build_cache(source, image_size, cache_root, progress=False)
         seconds = time.perf_counter() - started
         count = cache.manifest["count"]
-    return {"images": count, "seconds": seconds, "rate": count / seconds, "peak_mb": peak_rss_mb()}
+    return rate(count, seconds)
 
 
 def measure_pipeline(source: str, image_size: int, batch_size: int, limit: int) -> dict:
@@ -75,13 +86,7 @@ def measure_pipeline(source: str, image_size: int, batch_size: int, limit: int) 
     for i in range(steps):
         batches[i]
     seconds = time.perf_counter() - started
-    return {
-        "images": steps * batch_size,
-        "seconds": seconds,
-        "rate": steps * batch_size / seconds,
-        "peak_mb": peak_rss_mb(),
-        "heap_growth_mb": anon_mb() - heap_before,
-    }
+    return rate(steps * batch_size, seconds, heap_growth_mb=anon_mb() - heap_before)
 
 
 def measure_train(source: str, image_size: int, batch_size: int, width: int, steps: int) -> dict:
@@ -107,13 +112,7 @@ def measure_train(source: str, image_size: int, batch_size: int, width: int, ste
     started = time.perf_counter()
     for step in range(warmup, warmup + steps):
         dcgan.train_step(discriminator, gan, d_batches[step], g_batches[step])
-    seconds = time.perf_counter() - started
-    return {
-        "images": steps * batch_size,
-        "seconds": seconds,
-        "rate": steps * batch_size / seconds,
-        "peak_mb": peak_rss_mb(),
-    }
+    return rate(steps * batch_size, time.perf_counter() - started)
 
 
 def measure_generate(image_size: int, width: int, count: int, batch_size: int = 256) -> dict:
@@ -131,8 +130,7 @@ def measure_generate(image_size: int, width: int, count: int, batch_size: int = 
     generator.predict(inputs[:batch_size], batch_size=batch_size, verbose=0)
     started = time.perf_counter()
     generator.predict(inputs, batch_size=batch_size, verbose=0)
-    seconds = time.perf_counter() - started
-    return {"images": count, "seconds": seconds, "rate": count / seconds, "peak_mb": peak_rss_mb()}
+    return rate(count, time.perf_counter() - started)
 
 
 MEASURES = {
