@@ -557,7 +557,8 @@ class Trainer:
         with StopSignal() as stop:
             while self.position[0] < last_epoch:
                 epoch, first_step = self.position
-                if self.args.minutes and self._elapsed() + slowest > self.args.minutes * 60:
+                budget = self.args.minutes and self.args.minutes * 60
+                if budget and slowest and self._elapsed() + slowest > budget:
                     print(
                         f"--minutes {self.args.minutes:g}: stopping after epoch {epoch}; "
                         "another would end past the limit",
