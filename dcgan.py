@@ -497,6 +497,8 @@ class Trainer:
 
     def start_fresh(self) -> None:
         s = self.settings
+        for leftover in ("losses.csv", "metrics.csv"):  # of a run killed before its first save
+            (self.run_dir / leftover).unlink(missing_ok=True)
         keras.utils.set_random_seed(self.seed)
         self.generator = build_generator(s["image_size"], s["noise_dim"], s["width"])
         self.discriminator = build_discriminator(s["image_size"], s["width"])

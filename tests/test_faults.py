@@ -184,3 +184,15 @@ def test_resume_with_another_batch_size_names_both_values(synth_root, tmp_path, 
     args[args.index("--batch-size") + 1] = "24"
     assert dcgan.main([*args, "--epochs", "2", "--resume"]) == 2
     assert "trained with --batch-size 16, not 24" in capsys.readouterr().err
+
+
+def test_a_run_killed_before_its_first_checkpoint_starts_fresh_without_its_rows(
+    synth_root, tmp_path, capsys
+):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "losses.csv").write_text("epoch,step,d_loss\n1,1,0.5\n1,2,0.4\n")
+    assert dcgan.main([*tiny_run(synth_root, out, 2), "--epochs", "1", "--resume"]) == 0
+    assert "no checkpoint in" in capsys.readouterr().err
+    rows = (out / "losses.csv").read_text().splitlines()
+    assert rows[0].startswith("epoch,step,d_loss,d_attr") and len(rows) == 3
