@@ -1,16 +1,20 @@
-"""Import Keras with TensorFlow's C++ start-up log kept out of the user's terminal.
+"""Import Keras with TensorFlow's log noise kept out of the user's terminal.
 
 TensorFlow writes oneDNN, CUDA-stub and CPU-feature notices to file descriptor 2 while
 it loads, before its own log level applies, so TF_CPP_MIN_LOG_LEVEL alone does not
 silence them. Entry points import Keras as ``from quiet_keras import keras`` (loaded on
-first use); errors raised by the import itself still reach the terminal.
+first use); errors raised by the import itself still reach the terminal. TensorFlow's
+Python-side warnings (tf.function retracing when predict sees a new batch size) go to
+the standard "tensorflow" logger, which is set to show errors only.
 """
 
 import contextlib
+import logging
 import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
 @contextlib.contextmanager
