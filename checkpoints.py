@@ -19,6 +19,7 @@ does not know about GANs.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -58,11 +59,19 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _write_text_atomically(path: Path, text: str) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text)
-    _fsync(partial)
-    os.replace(partial, path)
+@contextlib.contextmanager
+def replacing(path: Path):
+    """Yield a hidden temporary path beside ``path`` (same suffix, which some writers
+    insist on) to write to; when the block ends, the file is flushed to disk and renamed
+    over ``path``, so readers see the old file or the new one, never half of one. If
+    the block fails, the temporary file is removed and ``path`` is untouched."""
+    partial = path.with_name(f".{path.stem}.partial{path.suffix}")
+    try:
+        yield partial
+        _fsync(partial)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def check_disk(folder: Path, needed: int) -> None:
@@ -123,7 +132,8 @@ def write(
 
 
 def point(run_dir: Path, label: str, folder: Path) -> None:
-    _write_text_atomically(run_dir / "checkpoints" / label, folder.name + "\n")
+    with replacing(run_dir / "checkpoints" / label) as partial:
+        partial.write_text(folder.name + "\n")
 
 
 def pointed(run_dir: Path, label: str) -> Path | None:

@@ -279,15 +279,14 @@ def save_grid(
             ax.set_title(column_labels[i], fontsize=7)
     if title:
         fig.suptitle(title, fontsize=9)
-    _save_figure(fig, path)
+    save_figure(fig, path)
 
 
-def _save_figure(fig: Figure, path: Path) -> None:
-    """Write a PNG under a temporary name and rename it, so no half-written file shows."""
+def save_figure(fig: Figure, path: Path) -> None:
+    """Write a PNG atomically, so no half-written picture shows."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    fig.savefig(partial, dpi=100, format="png")
-    os.replace(partial, path)
+    with checkpoints.replacing(path) as partial:
+        fig.savefig(partial, dpi=100, format="png")
 
 
 def plot_history(run_dir: Path) -> None:
@@ -321,7 +320,7 @@ def plot_history(run_dir: Path) -> None:
     if metrics is not None:
         _plot_metrics(rest[0], metrics)
     fig.tight_layout()
-    _save_figure(fig, run_dir / "losses.png")
+    save_figure(fig, run_dir / "losses.png")
 
 
 def _plot_metrics(ax, metrics: np.ndarray) -> None:
@@ -346,17 +345,24 @@ def _plot_metrics(ax, metrics: np.ndarray) -> None:
 
 
 def save_checkpoint(
-    run_dir: Path, position: tuple[int, int], generator, discriminator, state: dict, keep: int
+    run_dir: Path,
+    position: tuple[int, int],
+    generator,
+    discriminator,
+    arrays: dict[str, np.ndarray],
+    state: dict,
+    keep: int,
 ) -> Path:
     """checkpoints/epoch-NNNN[-step-SSSSSS]/: both models with their optimizer states,
-    the training attribute rows, the probes, the loss history and state.json."""
+    ``arrays`` (the training attribute rows, the probes), the loss history and
+    state.json."""
     checkpoints.check_disk(run_dir, _checkpoint_bytes(run_dir, generator, discriminator))
     set_trainable(discriminator, True)
     folder = checkpoints.write(
         run_dir,
         checkpoints.folder_name(*position),
         {"generator": generator, "discriminator": discriminator},
-        {"attributes": state.pop("attribute_rows"), "probes": state.pop("probe_inputs")},
+        arrays,
         [run_dir / "losses.csv", run_dir / "metrics.csv"],
         state,
     )
@@ -659,11 +665,16 @@ class Trainer:
             "best": self.best if np.isfinite(self.best) else None,
             "backend": keras.backend.backend(),
             "keras": keras.__version__,
-            "attribute_rows": self.attribute_rows,
-            "probe_inputs": self.probe_inputs,
         }
+        arrays = {"attributes": self.attribute_rows, "probes": self.probe_inputs}
         folder = save_checkpoint(
-            self.run_dir, self.position, self.generator, self.discriminator, state, self.args.keep
+            self.run_dir,
+            self.position,
+            self.generator,
+            self.discriminator,
+            arrays,
+            state,
+            self.args.keep,
         )
         if self.guard.healthy:
             checkpoints.point(self.run_dir, "GOOD", folder)
@@ -831,9 +842,8 @@ def generate(args: argparse.Namespace) -> int:
     from PIL import Image
 
     for i, image in enumerate(pixels):
-        path = out / f"face-{i + 1:04d}.png"
-        Image.fromarray(image).save(path.with_name(f".{path.name}.partial"), format="PNG")
-        os.replace(path.with_name(f".{path.name}.partial"), path)
+        with checkpoints.replacing(out / f"face-{i + 1:04d}.png") as partial:
+            Image.fromarray(image).save(partial, format="PNG")
     rows = -(-args.count // 8)
     save_grid(images, [""] * rows, out / "grid.png", f"{spec} (checkpoint epoch {state['epoch']})")
     print(f"wrote {args.count} faces and grid.png to {out}")

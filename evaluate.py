@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -152,10 +151,8 @@ def train_classifier(
         metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
     )
     model.fit(batches, epochs=epochs, verbose=verbose)
-    path = classifier_path(cache)
-    partial = path.with_name(f".{path.name}.partial.keras")
-    model.save(partial)
-    os.replace(partial, path)
+    with checkpoints.replacing(classifier_path(cache)) as partial:
+        model.save(partial)
     return model
 
 
@@ -488,6 +485,8 @@ def print_table(report: dict) -> None:
 
 
 def plot_accuracy(report: dict, path: Path) -> None:
+    import dcgan
+
     names = list(report["attributes"])
     generated = [report["attributes"][n]["generated_balanced"] for n in names]
     real = [report["attributes"][n]["real_balanced"] for n in names]
@@ -502,19 +501,18 @@ def plot_accuracy(report: dict, path: Path) -> None:
     ax.set_ylim(0, 1)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    dcgan.save_figure(fig, path)
 
 
 def write_outputs(report: dict, attrs: np.ndarray, images: np.ndarray, out: Path) -> None:
     """report.json, the accuracy chart and the scored faces (generated.npz: uint8
-    images and the attributes requested for each, for re-scoring them elsewhere)."""
-    out.mkdir(parents=True, exist_ok=True)
-    partial = out / ".generated.partial.npz"
-    np.savez_compressed(partial, images=dataset.to_uint8(images), attributes=attrs)
-    os.replace(partial, out / "generated.npz")
+    images and the attributes requested for each, for re-scoring them elsewhere), each
+    written atomically."""
+    with checkpoints.replacing(out / "generated.npz") as partial, open(partial, "wb") as handle:
+        np.savez_compressed(handle, images=dataset.to_uint8(images), attributes=attrs)
     plot_accuracy(report, out / "attribute_accuracy.png")
-    (out / ".report.partial.json").write_text(json.dumps(report, indent=2))
-    os.replace(out / ".report.partial.json", out / "report.json")
+    with checkpoints.replacing(out / "report.json") as partial:
+        partial.write_text(json.dumps(report, indent=2))
 
 
 # ---------------------------------------------------------------------------- CLI
