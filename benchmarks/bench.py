@@ -1,18 +1,28 @@
-"""Benchmarks: cache build, input pipeline, training steps and generation, with peak memory.
+"""Benchmarks: this project's training against the textbook DCGAN loops, and every stage
+around it (matmul peak, cache build, input pipeline, generation), with memory.
 
-Each measurement runs in a fresh subprocess (so peak memory is its own), repeated and
-interleaved, and the median is reported. Prints a table last and writes a JSON file.
-This is where speed goals are measured; the tests only check behaviour. Training and
-generation run on whatever Keras backend KERAS_BACKEND selects.
+Each measurement runs in a fresh subprocess (so its memory and thread pools are its
+own), the cases are interleaved round by round and the median of the rounds is
+reported, because shared machines drift. Prints a table last and writes a JSON file.
+This is where speed goals are measured; the tests only check behaviour.
 
-    python benchmarks/bench.py                 # everything, 5 repeats
-    python benchmarks/bench.py --only train    # one stage
+    python benchmarks/bench.py                  # the comparison and every stage
+    python benchmarks/bench.py --only train     # one stage
+    python benchmarks/bench.py --only levers    # the speed levers of benchmarks/NOTES.md
+
+Training rates count real images per second, one discriminator and one generator step
+per batch of 64. "Textbook architecture" is pytorch/examples' DCGAN (ngf = ndf = 64 at
+64x64), which our builders make at width 64: the same convolutions in both networks.
+Run on another backend with KERAS_BACKEND=jax or torch; the comparison libraries are
+in benchmarks/requirements.txt, and a case whose library is missing is skipped, saying
+why.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import resource
@@ -27,6 +37,62 @@ PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 
 import cli  # after the path is set
+
+# Work per real image of one training step, in forward passes of each network: "train"
+# is forward + backward for inputs and weights (3 forward passes' FLOPs), "through" is
+# forward + backward for inputs only (2: gradients flow to G through a frozen D),
+# "forward" is inference. ours' D share is read from its batches (n real, n fake and
+# n/2 real with wrong attributes: 2.5); the others' from their loops.
+PASS_COST = {"forward": 1, "through": 2, "train": 3}
+SCHEDULES = {
+    # G predicts D's fakes, then trains inside the stacked model through a frozen D.
+    "ours": {"generator": {"forward": 1, "train": 1}, "discriminator": {"through": 1}},
+    # G runs once; D trains on real, on fake.detach(), and the G step's backward also
+    # computes D's weight gradients (then discarded by zero_grad).
+    "torch": {"generator": {"train": 1}, "discriminator": {"train": 3}},
+    # keras-io: G runs for D's fakes, then again under the G tape.
+    "keras-io": {
+        "generator": {"forward": 1, "train": 1},
+        "discriminator": {"train": 2, "through": 1},
+    },
+}
+
+
+class UnsupportedError(Exception):
+    """A case this backend or environment cannot run; the reason is printed."""
+
+
+def forward_flops(model) -> int:
+    """2 x multiply-adds of one image's forward pass through a Keras model's Dense,
+    convolution and projection kernels (elementwise work and BatchNorm left out, as is
+    usual): kernel size times the positions it is applied at."""
+    total = 0
+    for layer in _leaves(model):
+        kernel = next((w for w in layer.weights if w.name in ("kernel", "embedding")), None)
+        if kernel is None:
+            continue
+        positions = 1
+        if hasattr(layer, "kernel_size"):  # convolutions: output positions; transposed
+            # ones scatter the kernel from each input position
+            shape = layer.input.shape if "Transpose" in type(layer).__name__ else layer.output.shape
+            first = layer.data_format == "channels_first"
+            positions = math.prod(shape[2:] if first else shape[1:-1])
+        total += positions * math.prod(kernel.shape)
+    return 2 * total
+
+
+def _leaves(model):
+    for layer in model.layers:
+        yield from _leaves(layer) if hasattr(layer, "layers") else (layer,)
+
+
+def training_flops(schedule: dict, flops: dict) -> float:
+    """FLOPs per real image of one training step: passes x cost x forward FLOPs."""
+    return sum(
+        count * PASS_COST[kind] * flops[network]
+        for network, passes in schedule.items()
+        for kind, count in passes.items()
+    )
 
 
 def peak_rss_mb() -> float:
@@ -53,14 +119,44 @@ def anon_mb() -> float:
 
 
 def rate(images: int, seconds: float, **extra) -> dict:
-    """One measurement's result: images, seconds, images per second and peak memory."""
+    """One measurement's result: images, seconds, images per second and memory."""
     return {
         "images": images,
         "seconds": seconds,
         "rate": images / seconds,
         "peak_mb": peak_rss_mb(),
+        "anon_mb": anon_mb(),
         **extra,
     }
+
+
+def measure_matmul(size: int = 4096) -> dict:
+    """This machine's float32 matmul peak: the best of numpy's BLAS and the Keras
+    backend's, as GFLOP/s on square matrices."""
+    import numpy as np
+
+    from quiet_keras import keras
+
+    rng = np.random.default_rng(0)
+    a, b = (rng.random((size, size), dtype=np.float32) for _ in range(2))
+    ta, tb = keras.ops.convert_to_tensor(a), keras.ops.convert_to_tensor(b)
+    candidates = {
+        "numpy": lambda: a @ b,
+        keras.backend.backend(): lambda: keras.ops.convert_to_numpy(keras.ops.matmul(ta, tb)),
+    }
+    best = {}
+    for name, run in candidates.items():
+        run()
+        best[name] = min(_timed(run) for _ in range(5))
+    name = min(best, key=best.get)
+    gflops = 2 * size**3 / best[name] / 1e9
+    return {"gflops": gflops, "library": name, "rate": gflops, "peak_mb": peak_rss_mb()}
+
+
+def _timed(run) -> float:
+    started = time.perf_counter()
+    run()
+    return time.perf_counter() - started
 
 
 def measure_cache(source: str, image_size: int) -> dict:
@@ -74,45 +170,99 @@ def measure_cache(source: str, image_size: int) -> dict:
     return rate(count, seconds)
 
 
-def measure_pipeline(source: str, image_size: int, batch_size: int, limit: int) -> dict:
+def measure_pipeline(source: str, image_size: int, batch_size: int) -> dict:
+    """One epoch of real batches from the cache (read, flip, scale), and the heap it adds."""
     import dataset
 
     cache = dataset.build_cache(source, image_size, progress=False)
     batches = dataset.CelebaBatches(cache, "all", batch_size=batch_size, seed=0, flip=True)
-    steps = min(len(batches), limit)
     batches[0]
     heap_before = anon_mb()
     started = time.perf_counter()
-    for i in range(steps):
+    for i in range(len(batches)):
         batches[i]
     seconds = time.perf_counter() - started
-    return rate(steps * batch_size, seconds, heap_growth_mb=anon_mb() - heap_before)
+    return rate(len(batches) * batch_size, seconds, heap_growth_mb=anon_mb() - heap_before)
 
 
-def measure_train(source: str, image_size: int, batch_size: int, width: int, steps: int) -> dict:
-    """Real images per second through ``dcgan.train_step`` (one D and one stacked-G step,
-    as in training), after warm-up steps that trace the train functions."""
+def measure_train(
+    source: str,
+    image_size: int,
+    batch_size: int,
+    steps: int,
+    width: int = 32,
+    noise_dim: int = 64,
+    lever: str = "",
+) -> dict:
+    """Real images per second through ``dcgan.train_step`` (one D and one stacked-G
+    ``train_on_batch``, as in training), after warm-up steps that trace the train
+    functions. ``lever`` changes one thing, for benchmarks/NOTES.md."""
+    import numpy as np
+
     import dataGens
     import dataset
     import dcgan
+    from quiet_keras import keras
 
+    if lever == "bfloat16":
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
     cache = dataset.build_cache(source, image_size, progress=False)
     real = dataset.CelebaBatches(cache, "train", batch_size, seed=0, flip=True)
     d = dcgan.DEFAULTS
-    generator = dcgan.build_generator(image_size, d["noise_dim"], width)
+    generator = dcgan.build_generator(image_size, noise_dim, width)
     discriminator = dcgan.build_discriminator(image_size, width)
     gan = dcgan.build_gan(generator, discriminator)
     dcgan.compile_models(generator, discriminator, gan, d["lr"], d["beta1"])
+    if lever == "xla":
+        for model in (generator, discriminator, gan):
+            model.jit_compile = True
     sampler = dataGens.AttributeSampler("dataset", cache.attributes[real.rows])
-    d_batches = dataGens.DiscriminatorBatches(real, generator, sampler, d["noise_dim"], 0)
-    g_batches = dataGens.GeneratorBatches(sampler, batch_size, len(real), d["noise_dim"], 0)
+    d_batches = dataGens.DiscriminatorBatches(real, generator, sampler, noise_dim, 0)
+    g_batches = dataGens.GeneratorBatches(sampler, batch_size, len(real), noise_dim, 0)
+    step = split_d_step if lever == "split-d" else dcgan.train_step
+    d_batch = d_batches.__getitem__
+    if lever == "g-once":  # the most not running G twice could save: D's fakes are free
+        fixed = d_batches[0]
+        d_batch = lambda index: fixed  # noqa: E731
     warmup = 3
-    for step in range(warmup):
-        dcgan.train_step(discriminator, gan, d_batches[step], g_batches[step])
+    for index in range(warmup):
+        step(discriminator, gan, d_batch(index), g_batches[index])
     started = time.perf_counter()
-    for step in range(warmup, warmup + steps):
-        dcgan.train_step(discriminator, gan, d_batches[step], g_batches[step])
-    return rate(steps * batch_size, time.perf_counter() - started)
+    for index in range(warmup, warmup + steps):
+        step(discriminator, gan, d_batch(index), g_batches[index])
+    seconds = time.perf_counter() - started
+    d_images = len(d_batches[0][0][0]) / batch_size
+    flops = {"generator": forward_flops(generator), "discriminator": forward_flops(discriminator)}
+    return rate(
+        steps * batch_size,
+        seconds,
+        flops=flops,
+        d_images=d_images,
+        g_forward=0 if lever == "g-once" else 1,
+        version=f"keras {keras.__version__} ({keras.backend.backend()})",
+        float_type=str(np.dtype(keras.config.floatx())),
+    )
+
+
+def split_d_step(discriminator, gan, d_batch, g_batch) -> None:
+    """dcgan.train_step with D's real and generated parts as two batches, as the
+    textbook loops do (the "one batch" lever of NOTES.md)."""
+    import numpy as np
+
+    import dcgan
+
+    (images, attrs), targets, weights = d_batch
+    n = len(images) * 2 // 5  # n real, n generated, n / 2 real with wrong attributes
+    for part in (np.r_[0:n, 2 * n : len(images)], np.arange(n, 2 * n)):
+        dcgan.set_trainable(discriminator, True)
+        discriminator.train_on_batch(
+            [images[part], attrs[part]],
+            {k: v[part] for k, v in targets.items()},
+            sample_weight={k: v[part] for k, v in weights.items()},
+        )
+    dcgan.set_trainable(discriminator, False)
+    gan.train_on_batch(*g_batch)
+    dcgan.set_trainable(discriminator, True)
 
 
 def measure_generate(image_size: int, width: int, count: int, batch_size: int = 256) -> dict:
@@ -133,135 +283,304 @@ def measure_generate(image_size: int, width: int, count: int, batch_size: int = 
     return rate(count, time.perf_counter() - started)
 
 
+def measure_torch_textbook(**kwargs) -> dict:
+    if kwargs["image_size"] != 64:
+        raise UnsupportedError("the textbook DCGAN is built for 64x64 images")
+    try:
+        import textbook_torch
+    except ImportError as error:
+        raise UnsupportedError(f"{error}; pip install -r benchmarks/requirements.txt") from None
+    result = textbook_torch.measure(**kwargs)
+    return rate(result.pop("images"), result.pop("seconds"), **result)
+
+
+def measure_keras_textbook(**kwargs) -> dict:
+    if kwargs["image_size"] != 64:
+        raise UnsupportedError("the textbook DCGAN is built for 64x64 images")
+    import textbook_keras
+
+    result = textbook_keras.measure(**kwargs)
+    return rate(result.pop("images"), result.pop("seconds"), **result)
+
+
 MEASURES = {
+    "matmul": measure_matmul,
     "cache": measure_cache,
     "pipeline": measure_pipeline,
     "train": measure_train,
+    "torch-textbook": measure_torch_textbook,
+    "keras-textbook": measure_keras_textbook,
     "generate": measure_generate,
 }
 
 
-def in_child(stage: str, **kwargs) -> dict:
-    """Run one measurement in a fresh interpreter and return its result."""
+STAGES = ("matmul", "cache", "pipeline", "train", "generate", "levers")
+
+
+def in_child(measure: str, env: dict | None = None, **kwargs) -> dict:
+    """Run one measurement in a fresh interpreter; its result, or {"skipped": reason}."""
     code = (
-        f"import json, sys; sys.path.insert(0, {str(PROJECT / 'benchmarks')!r}); import bench; "
-        f"print(json.dumps(bench.MEASURES[{stage!r}](**{kwargs!r})))"
+        f"import json, sys; sys.path.insert(0, {str(PROJECT / 'benchmarks')!r}); import bench\n"
+        f"try: result = bench.MEASURES[{measure!r}](**{kwargs!r})\n"
+        f"except bench.UnsupportedError as error: result = {{'skipped': str(error)}}\n"
+        "print(json.dumps(result))"
     )
-    output = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PROJECT
-    ).stdout
-    return json.loads(output.strip().splitlines()[-1])
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT,
+        env={**os.environ, **(env or {})},
+    )
+    if done.returncode:
+        sys.exit(f"bench: {measure} {kwargs} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 # ------------------------------------------------------------------------ driver
 
 
-def synthetic_source(count: int) -> str:
-    """A synthetic set of ``count`` 178x218 JPEGs, rendered once and kept in data/."""
+def synthetic_source(count: int, folder: str) -> str:
+    """A synthetic set of ``count`` 178x218 JPEGs, rendered once and kept in ``folder``."""
     import synth_faces
 
-    out = PROJECT / "data" / f"bench-synthetic-{count}"
+    out = Path(folder) / f"bench-synthetic-{count}"
     synth_faces.ensure(out, count=count)
     return str(out)
+
+
+OURS, TEXTBOOK = "ours, default model (width 32)", "ours, textbook architecture (width 64)"
+TORCH, KERAS_IO = "PyTorch textbook loop", "keras-io textbook loop (fit/train_step)"
+
+
+def ours_label(width: int) -> str:
+    return OURS if width == 32 else f"ours, width {width}"
+
+
+def plan(args: argparse.Namespace) -> dict[str, list[tuple]]:
+    """Stage -> cases (label, measure, kwargs, env, schedule)."""
+    big = synthetic_source(args.images, args.data)
+    small = synthetic_source(args.images // 4, args.data)
+    common = dict(source=big, image_size=args.image_size, batch_size=args.batch_size)
+    train = dict(common, steps=args.train_steps)
+    textbook = dict(train, width=64, noise_dim=100)
+    return {
+        "matmul": [("float32 matmul peak (GFLOP/s)", "matmul", {}, None, None)],
+        "cache": [
+            (
+                f"cache build, {args.images:,} JPEGs 178x218 -> {args.image_size}px",
+                "cache",
+                dict(source=big, image_size=args.image_size),
+                None,
+                None,
+            )
+        ],
+        "pipeline": [
+            (f"input pipeline, {n:,} images", "pipeline", dict(common, source=src), None, None)
+            for n, src in ((args.images // 4, small), (args.images, big))
+        ],
+        "train": [
+            *[(ours_label(w), "train", dict(train, width=w), None, "ours") for w in args.widths],
+            (
+                f"{OURS}, {args.images // 4:,} images",
+                "train",
+                dict(train, source=small),
+                None,
+                "ours",
+            ),
+            (TEXTBOOK, "train", textbook, None, "ours"),
+            (TORCH, "torch-textbook", train, None, "torch"),
+            (KERAS_IO, "keras-textbook", train, None, "keras-io"),
+        ],
+        "generate": [
+            (
+                f"generation, width {w}, batch 256",
+                "generate",
+                dict(image_size=args.image_size, width=w, count=4096),
+                None,
+                None,
+            )
+            for w in args.widths
+        ],
+        "levers": [
+            (TEXTBOOK, "train", textbook, None, "ours"),
+            ("lever: XLA (jit_compile)", "train", dict(textbook, lever="xla"), None, "ours"),
+            (
+                "lever: D halves as two batches",
+                "train",
+                dict(textbook, lever="split-d"),
+                None,
+                "ours",
+            ),
+            (
+                "lever: G once (D's fakes free)",
+                "train",
+                dict(textbook, lever="g-once"),
+                None,
+                "ours",
+            ),
+            (
+                "lever: 1 inter-op thread",
+                "train",
+                textbook,
+                {"TF_NUM_INTEROP_THREADS": "1"},
+                "ours",
+            ),
+            ("lever: oneDNN off", "train", textbook, {"TF_ENABLE_ONEDNN_OPTS": "0"}, "ours"),
+            ("lever: mixed bfloat16", "train", dict(textbook, lever="bfloat16"), None, "ours"),
+            (KERAS_IO, "keras-textbook", train, None, "keras-io"),
+            (
+                "lever: keras-io loop, NCHW layout",
+                "keras-textbook",
+                dict(train, data_format="channels_first"),
+                None,
+                "keras-io",
+            ),
+        ],
+    }
+
+
+def summarise(results: list[dict], schedule: str | None, peak: float | None) -> dict:
+    """Median and spread of one case's rounds, with FLOP rates where they apply."""
+    rates = [r["rate"] for r in results]
+    row = {
+        "rate_median": statistics.median(rates),
+        "rates": [round(x, 1) for x in rates],
+        "peak_mb_max": max(r["peak_mb"] for r in results),
+        "anon_mb_max": max(r.get("anon_mb", 0) for r in results),
+        "heap_growth_mb_max": max(r.get("heap_growth_mb", 0) for r in results),
+    }
+    for key in ("version", "threads", "device", "library"):
+        if key in results[0]:
+            row[key] = results[0][key]
+    if schedule:
+        passes = {k: dict(v) for k, v in SCHEDULES[schedule].items()}
+        if schedule == "ours":
+            passes["discriminator"]["train"] = results[0]["d_images"]
+            passes["generator"]["forward"] = results[0]["g_forward"]
+        row["gflop_per_image"] = training_flops(passes, results[0]["flops"]) / 1e9
+        row["gflops"] = row["gflop_per_image"] * row["rate_median"]
+        if peak:
+            row["fraction_of_peak"] = row["gflops"] / peak
+    return row
+
+
+def print_table(machine: dict, summary: dict, skipped: dict) -> None:
+    print(
+        f"\nmachine: {machine['processor']}, {machine['cpus']} CPUs, Python "
+        f"{machine['python']}, Keras backend {machine['backend']}, matmul peak "
+        + (f"{machine['matmul_gflops']:.0f} GFLOP/s" if machine["matmul_gflops"] else "not run")
+    )
+    header = f"{'measurement':<48} {'images/s':>9} {'range':>13} {'GFLOP/img':>9} "
+    print(header + f"{'GFLOP/s':>8} {'of peak':>7} {'peak RSS MB':>11} {'heap MB':>8}")
+    for label, row in summary.items():
+        low, high = min(row["rates"]), max(row["rates"])
+        flops = (
+            f"{row['gflop_per_image']:>9.2f} {row['gflops']:>8.0f} "
+            + (f"{row['fraction_of_peak']:>7.0%}" if "fraction_of_peak" in row else " " * 7)
+            if "gflops" in row
+            else " " * 25
+        )
+        print(
+            f"{label:<48} {row['rate_median']:>9,.0f} {f'{low:,.0f}-{high:,.0f}':>13} {flops} "
+            f"{row['peak_mb_max']:>11.0f} {row['anon_mb_max']:>8.0f}"
+        )
+    for label, reason in skipped.items():
+        print(f"{label:<48} skipped: {reason}")
+    for line in ratios(summary):
+        print(line)
+
+
+def ratios(summary: dict) -> list[str]:
+    """The comparisons the goals are stated in."""
+    lines = []
+
+    def ratio(numerator: str, denominator: str, what: str) -> None:
+        if numerator in summary and denominator in summary:
+            value = summary[numerator]["rate_median"] / summary[denominator]["rate_median"]
+            lines.append(f"{what}: {value:.2f}x")
+
+    ratio(TEXTBOOK, TORCH, "ours / PyTorch textbook, same architecture (goal >= 1.3x)")
+    ratio(TEXTBOOK, KERAS_IO, "ours / keras-io textbook, same architecture")
+    pipelines = [label for label in summary if label.startswith("input pipeline")]
+    if pipelines:
+        ratio(pipelines[-1], OURS, "input pipeline / default training (goal >= 10x)")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
+        epilog="Stages: " + ", ".join(STAGES) + "; the default runs all but levers.",
         formatter_class=cli.HelpFormatter,
     )
-    parser.add_argument(
-        "--only", choices=sorted(MEASURES), action="append", help="stage(s) to run (default: all)"
-    )
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--only", choices=STAGES, action="append", help="stage(s) to run")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds (median)")
     parser.add_argument("--images", type=int, default=20_000, help="synthetic set size")
-    parser.add_argument("--image-size", type=int, default=64, choices=(32, 64, 128))
-    parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument(
-        "--widths", type=int, nargs="+", default=[32], help="network widths to train and sample"
+        "--image-size", type=int, default=64, choices=(32, 64, 128), help="the textbooks need 64"
     )
-    parser.add_argument("--train-steps", type=int, default=30, help="timed steps per repeat")
-    parser.add_argument("--json", default=str(PROJECT / "benchmarks" / "results.json"))
+    parser.add_argument("--batch-size", type=int, default=64, help="real images per step")
+    parser.add_argument(
+        "--widths", type=int, nargs="+", default=[32], help="our default model's widths to time"
+    )
+    parser.add_argument("--train-steps", type=int, default=20, help="timed steps per round")
+    parser.add_argument(
+        "--data", default=str(PROJECT / "data"), help="where the synthetic sets are rendered"
+    )
+    parser.add_argument(
+        "--json",
+        default=str(PROJECT / "benchmarks" / "results.json"),
+        help="every round, written here",
+    )
     args = parser.parse_args(argv)
-    stages = args.only or sorted(MEASURES)
-    source = synthetic_source(args.images)
-    small = synthetic_source(args.images // 4)
-    plan = {
-        "cache": [
-            (
-                f"cache 178x218 JPEG -> {args.image_size}px",
-                dict(source=source, image_size=args.image_size),
-            )
-        ],
-        "pipeline": [
-            (
-                f"input pipeline, {n} images",
-                dict(
-                    source=src, image_size=args.image_size, batch_size=args.batch_size, limit=10**9
-                ),
-            )
-            for n, src in ((args.images // 4, small), (args.images, source))
-        ],
-        "train": [
-            (
-                f"training, width {width}, batch {args.batch_size}",
-                dict(
-                    source=source,
-                    image_size=args.image_size,
-                    batch_size=args.batch_size,
-                    width=width,
-                    steps=args.train_steps,
-                ),
-            )
-            for width in args.widths
-        ],
-        "generate": [
-            (
-                f"generation, width {width}",
-                dict(image_size=args.image_size, width=width, count=4096),
-            )
-            for width in args.widths
-        ],
-    }
+    stages = args.only or [s for s in STAGES if s != "levers"]
+    cases = [
+        case for stage, stage_cases in plan(args).items() if stage in stages for case in stage_cases
+    ]
+    cases = list({case[0]: case for case in cases}.values())  # a case shared by two stages
     runs: dict[str, list[dict]] = {}
+    skipped: dict[str, str] = {}
     for repeat in range(args.repeats):  # interleaved: every case once per round
-        for stage in stages:
-            for label, kwargs in plan[stage]:
-                result = in_child(stage, **kwargs)
-                runs.setdefault(label, []).append(result)
-                print(
-                    f"[{repeat + 1}/{args.repeats}] {label}: {result['rate']:.0f} images/s, "
-                    f"peak {result['peak_mb']:.0f} MB",
-                    file=sys.stderr,
-                )
-    summary = {
-        label: {
-            "rate_median": statistics.median(r["rate"] for r in results),
-            "rates": [round(r["rate"], 1) for r in results],
-            "peak_mb_max": max(r["peak_mb"] for r in results),
-            "heap_growth_mb_max": max(r.get("heap_growth_mb", 0) for r in results),
-        }
-        for label, results in runs.items()
-    }
+        for label, measure, kwargs, env, _ in cases:
+            if label in skipped:
+                continue
+            result = in_child(measure, env, **kwargs)
+            if "skipped" in result:
+                skipped[label] = result["skipped"]
+                print(f"{label}: skipped: {result['skipped']}", file=sys.stderr)
+                continue
+            runs.setdefault(label, []).append(result)
+            print(f"[{repeat + 1}/{args.repeats}] {label}: {result['rate']:,.1f}", file=sys.stderr)
+    peak = (
+        statistics.median(
+            r["rate"] for r in runs.get("float32 matmul peak (GFLOP/s)", [{"rate": 0}])
+        )
+        or None
+    )
+    schedules = {label: schedule for label, _, _, _, schedule in cases}
+    summary = {label: summarise(results, schedules[label], peak) for label, results in runs.items()}
     machine = {
         "backend": os.environ.get("KERAS_BACKEND", "tensorflow"),
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
-        "processor": platform.processor() or platform.machine(),
+        "processor": _processor(),
+        "matmul_gflops": peak,
     }
-    Path(args.json).write_text(json.dumps({"machine": machine, "results": summary}, indent=2))
-    print(
-        f"\nmachine: {machine['cpus']} CPUs, Python {machine['python']}, "
-        f"Keras backend {machine['backend']}"
-    )
-    print(f"{'measurement':<40} {'images/s (median)':>18} {'peak RSS MB':>12} {'heap +MB':>9}")
-    for label, row in summary.items():
-        print(
-            f"{label:<40} {row['rate_median']:>18,.0f} {row['peak_mb_max']:>12.0f} "
-            f"{row['heap_growth_mb_max']:>9.1f}"
-        )
-    print(f"(all repeats in {args.json})")
+    report = {"machine": machine, "results": summary, "skipped": skipped, "ratios": ratios(summary)}
+    Path(args.json).write_text(json.dumps(report, indent=2))
+    print_table(machine, summary, skipped)
+    print(f"(all rounds in {args.json})")
     return 0
+
+
+def _processor() -> str:
+    for line in (
+        Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []
+    ):
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,100 @@
+"""The benchmark's arithmetic and its command: FLOP counts from layer shapes, the
+per-step schedules, the textbook networks being the same work as ours, and a short
+run of the cheap stages printing its table. Speeds themselves are measured by
+benchmarks/bench.py, never asserted here."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+
+import pytest
+from conftest import PROJECT, run_script
+
+sys.path.insert(0, str(PROJECT / "benchmarks"))
+
+import bench
+import textbook_keras
+
+import dcgan
+from quiet_keras import keras
+
+layers = keras.layers
+
+
+def test_forward_flops_counts_each_kernel_where_it_is_applied():
+    inputs = keras.Input((8, 8, 3))
+    x = layers.Conv2D(4, 3, padding="same")(inputs)  # 8x8 output positions
+    x = layers.Conv2DTranspose(2, 4, strides=2, padding="same")(x)  # 8x8 input positions
+    x = layers.Dense(5)(layers.Flatten()(layers.ReLU()(x)))
+    model = keras.Model(inputs, x)
+    expected = 8 * 8 * (3 * 3 * 3 * 4) + 8 * 8 * (4 * 4 * 4 * 2) + (16 * 16 * 2) * 5
+    assert bench.forward_flops(model) == 2 * expected
+
+
+def test_forward_flops_reads_channels_first_and_nested_models():
+    inner = keras.Sequential(
+        [keras.Input((3, 8, 8)), layers.Conv2D(4, 2, data_format="channels_first")]
+    )
+    outer = keras.Sequential([keras.Input((3, 8, 8)), inner, layers.Flatten(), layers.Dense(1)])
+    assert bench.forward_flops(outer) == 2 * (7 * 7 * 2 * 2 * 3 * 4 + 7 * 7 * 4)
+
+
+def test_training_flops_follow_the_schedules():
+    unit = {"generator": 1, "discriminator": 10}
+    # PyTorch: G trains once (3); D trains on real, fake and again in the G step (9).
+    assert bench.training_flops(bench.SCHEDULES["torch"], unit) == 3 + 90
+    # keras-io: G predicts then trains (4); D trains on 2 images and is passed through (8).
+    assert bench.training_flops(bench.SCHEDULES["keras-io"], unit) == 4 + 80
+    ours = {k: dict(v) for k, v in bench.SCHEDULES["ours"].items()}
+    ours["discriminator"]["train"] = 2.5
+    assert bench.training_flops(ours, unit) == 4 + 95
+
+
+def test_our_networks_at_width_64_are_the_textbook_ones():
+    """The comparison's premise: at width 64 our generator does exactly the textbook's
+    convolutions; our discriminator adds only its small conditioning heads."""
+    ours_g = bench.forward_flops(dcgan.build_generator(64, textbook_keras.NOISE, 64))
+    ours_d = bench.forward_flops(dcgan.build_discriminator(64, 64))
+    assert ours_g == bench.forward_flops(textbook_keras.build_generator())
+    textbook_d = bench.forward_flops(textbook_keras.build_discriminator())
+    assert textbook_d < ours_d < 1.02 * textbook_d
+
+
+def test_keras_and_torch_textbooks_count_the_same_flops():
+    if importlib.util.find_spec("torch") is None:
+        pytest.skip("torch is not installed: pip install -r benchmarks/requirements.txt")
+    import textbook_torch
+    import torch
+
+    nz = textbook_torch.NOISE + 40
+    torch_g = textbook_torch.forward_flops(
+        textbook_torch.build_generator(nz), torch.zeros(1, nz, 1, 1)
+    )
+    torch_d = textbook_torch.forward_flops(
+        textbook_torch.build_discriminator(), torch.zeros(1, 3, 64, 64)
+    )
+    assert torch_g == bench.forward_flops(textbook_keras.build_generator())
+    assert torch_d == bench.forward_flops(textbook_keras.build_discriminator())
+
+
+def test_bench_command_prints_its_table_and_writes_every_round(tmp_path):
+    report = tmp_path / "results.json"
+    done = run_script(
+        "benchmarks/bench.py",
+        *("--only", "matmul", "--only", "pipeline", "--only", "generate"),
+        *("--images", "256", "--repeats", "2", "--data", str(tmp_path), "--json", str(report)),
+    )
+    assert done.returncode == 0, done.stderr
+    results = json.loads(report.read_text())["results"]
+    assert set(results) == {
+        "float32 matmul peak (GFLOP/s)",
+        "input pipeline, 64 images",
+        "input pipeline, 256 images",
+        "generation, width 32, batch 256",
+    }
+    assert all(len(row["rates"]) == 2 and row["rate_median"] > 0 for row in results.values())
+    table = done.stdout.splitlines()
+    assert table[1].startswith("machine:") and "matmul peak" in table[1]
+    assert any(line.startswith("input pipeline, 256 images") for line in table)
