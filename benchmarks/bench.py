@@ -21,6 +21,8 @@ why.
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib
 import json
 import math
 import os
@@ -283,23 +285,15 @@ def measure_generate(image_size: int, width: int, count: int, batch_size: int = 
     return rate(count, time.perf_counter() - started)
 
 
-def measure_torch_textbook(**kwargs) -> dict:
+def measure_textbook(module: str, **kwargs) -> dict:
+    """One textbook loop (textbook_torch or textbook_keras) timed by its ``measure``."""
     if kwargs["image_size"] != 64:
         raise UnsupportedError("the textbook DCGAN is built for 64x64 images")
     try:
-        import textbook_torch
-    except ImportError as error:
+        textbook = importlib.import_module(module)
+    except ModuleNotFoundError as error:
         raise UnsupportedError(f"{error}; pip install -r benchmarks/requirements.txt") from None
-    result = textbook_torch.measure(**kwargs)
-    return rate(result.pop("images"), result.pop("seconds"), **result)
-
-
-def measure_keras_textbook(**kwargs) -> dict:
-    if kwargs["image_size"] != 64:
-        raise UnsupportedError("the textbook DCGAN is built for 64x64 images")
-    import textbook_keras
-
-    result = textbook_keras.measure(**kwargs)
+    result = textbook.measure(**kwargs)
     return rate(result.pop("images"), result.pop("seconds"), **result)
 
 
@@ -308,8 +302,8 @@ MEASURES = {
     "cache": measure_cache,
     "pipeline": measure_pipeline,
     "train": measure_train,
-    "torch-textbook": measure_torch_textbook,
-    "keras-textbook": measure_keras_textbook,
+    "torch-textbook": functools.partial(measure_textbook, "textbook_torch"),
+    "keras-textbook": functools.partial(measure_textbook, "textbook_keras"),
     "generate": measure_generate,
 }
 
