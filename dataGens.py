@@ -9,7 +9,8 @@
   the attributes of a request such as ``"Smiling,Eyeglasses,-Male"`` and draws the
   others from the data rows that agree with it.
 * ``DiscriminatorBatches`` and ``GeneratorBatches``: ``keras.utils.PyDataset``
-  sequences for ``discriminator.train_on_batch`` and ``gan.train_on_batch``.
+  sequences for ``d_trainer.train_on_batch`` (dcgan.build_d_trainer) and
+  ``gan.train_on_batch``.
 
 Everything random here is drawn from ``numpy.random.default_rng([seed, ...])`` keyed by
 epoch and batch, so a batch is the same whoever asks for it and in whatever order. The
@@ -91,13 +92,14 @@ class AttributeSampler:
 
 
 class DiscriminatorBatches(keras.utils.PyDataset):
-    """Batches for ``discriminator.train_on_batch``: ((images, attributes), targets).
+    """Batches for ``d_trainer.train_on_batch``: ((images, attributes, wrong attributes),
+    targets, sample weights), from ``discriminator_batch``.
 
-    Each batch holds ``n`` real images with their true attributes (target 1), ``n``
-    generated images with sampled attributes (target 0), and about ``n / 2`` real images
-    paired with another image's attributes (target 0), so that a real-looking face
-    with the wrong attributes is taught to score as fake. Every part is a multiple of
-    the discriminator's minibatch group (4), so no group mixes real and generated.
+    Each batch holds ``n`` real images with their true attributes (target 1) and ``n``
+    generated images with sampled attributes (target 0); the first ``m`` (about half,
+    a multiple of the discriminator's minibatch group, 4) real images are also scored
+    against another image's attributes (target 0), so that a real-looking face with the
+    wrong attributes is taught to score as fake.
     """
 
     def __init__(
@@ -117,26 +119,50 @@ class DiscriminatorBatches(keras.utils.PyDataset):
         return len(self.real)
 
     def __getitem__(self, index: int):
-        """((images, attributes), targets, sample weights); the attribute head learns from
-        real images only (their true attributes), so its weight is 0 on generated ones."""
         images, attrs = self.real[index]
         n = len(images)
         rng = np.random.default_rng([self.seed, 1, self.real.epoch, index])
         fake_attrs = self.sampler.sample(n, rng)
         fakes = self.generator.predict_on_batch(attribute_noise(fake_attrs, self.noise_dim, rng))
         m = n // 8 * 4
-        wrong = mismatched(attrs[:m], rng)
-        batch_images = np.concatenate([images, np.asarray(fakes), images[:m]])
-        batch_attrs = np.concatenate([attrs, fake_attrs, wrong])
-        face = np.concatenate([np.full(n, REAL), np.full(n + m, FAKE)]).astype(np.float32)
-        shown = np.concatenate([attrs, fake_attrs, attrs[:m]])
-        is_real = np.concatenate([np.ones(n), np.zeros(n), np.ones(m)]).astype(np.float32)
-        targets = {"face": face[:, None], "attributes": shown}
-        weights = {"face": np.ones_like(face), "attributes": is_real}
-        return (batch_images, batch_attrs), targets, weights
+        wrong = np.concatenate([mismatched(attrs[:m], rng), attrs[m:]])
+        mismatch = (np.arange(n) < m).astype(np.float32)
+        return discriminator_batch((images, attrs, wrong, mismatch), np.asarray(fakes), fake_attrs)
 
     def on_epoch_end(self) -> None:
         self.real.on_epoch_end()
+
+
+def discriminator_batch(real_half: tuple, fakes: np.ndarray, fake_attrs: np.ndarray):
+    """((images, attributes, wrong attributes), targets, sample weights) for
+    ``d_trainer.train_on_batch`` from the real half (images, attributes, wrong
+    attributes, and 1 where those are in play): the real images (face target 1;
+    "mismatch" target 0 where the wrong attributes are in play) followed by the
+    generated ones with the attributes they were made for (face target 0). The
+    attribute head learns from real images only, so its weight is 0 on generated ones,
+    and 2 on the real images in a wrong-attribute pair too: each pair counts, as when
+    the pairs were separate images (dcgan.build_d_trainer)."""
+    images, attrs, wrong, mismatch = real_half
+    n, k = len(images), len(fakes)
+    face = np.concatenate([np.full(n, REAL), np.full(k, FAKE)]).astype(np.float32)
+    attribute_weight = np.concatenate([1 + mismatch, np.zeros(k)]).astype(np.float32)
+    batch_attrs = np.concatenate([attrs, fake_attrs])
+    inputs = (
+        np.concatenate([images, fakes]),
+        batch_attrs,
+        np.concatenate([wrong, fake_attrs]),
+    )
+    targets = {
+        "face": face[:, None],
+        "attributes": batch_attrs,
+        "mismatch": np.full((n + k, 1), FAKE, np.float32),
+    }
+    weights = {
+        "face": np.ones_like(face),
+        "attributes": attribute_weight,
+        "mismatch": np.concatenate([mismatch, np.zeros(k, np.float32)]),
+    }
+    return inputs, targets, weights
 
 
 def mismatched(attrs: np.ndarray, rng: np.random.Generator) -> np.ndarray:

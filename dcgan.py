@@ -17,8 +17,12 @@ The method on one screen:
 * Stacked GAN: generator -> discriminator, trained with ``gan.train_on_batch`` while the
   discriminator is frozen. Keras 3 reads ``trainable`` when a train function is traced
   (TensorFlow) or at every step (JAX, PyTorch), not at compile time, so the flag is
-  set before *every* call: True for ``discriminator.train_on_batch``, False for
+  set before *every* call: True for the discriminator's ``train_on_batch``, False for
   ``gan.train_on_batch`` (``train_step``). tests/test_dcgan.py checks it on weights.
+* The wrong-attribute pairs cost no second pass through the convolutions: the
+  discriminator is trained through ``build_d_trainer``, the same layers with a third
+  output that scores the real images' own features against the wrong attributes
+  (benchmarks/NOTES.md measures it).
 
 Only ``keras.ops`` and layers here, so KERAS_BACKEND=jax or torch runs the same code.
 Data loading is dataset.py, the networks' inputs dataGens.py.
@@ -168,12 +172,29 @@ def build_discriminator(image_size: int = 64, width: int = 32) -> keras.Model:
             x = MinibatchStdDev()(x)
         x = layers.Conv2D(width * 2 ** min(3, i), 4, strides=2, padding="same")(x)
         x = layers.LeakyReLU(0.2)(x)
-    phi = layers.Flatten()(x)
-    face = layers.Add(name="face_score")([layers.Dense(1)(phi), Projection()([phi, attributes])])
+    phi = layers.Flatten(name="features")(x)
+    logit, projection = layers.Dense(1, name="face_logit"), Projection(name="projection")
+    face = layers.Add(name="face_score")([logit(phi), projection([phi, attributes])])
     shown = layers.Dense(NUM_ATTRIBUTES, name="attribute_head")(phi)
     return keras.Model(
         [image, attributes], {"face": face, "attributes": shown}, name="discriminator"
     )
+
+
+def build_d_trainer(discriminator: keras.Model) -> keras.Model:
+    """The discriminator as its training steps see it: a third input, other (wrong)
+    attributes, and a third output, "mismatch", the face score of the same images'
+    features against them. Every layer is the discriminator's, so training this trains
+    it, and a real face paired with wrong attributes costs one more projection instead
+    of another pass through the convolutions."""
+    wrong = keras.Input((NUM_ATTRIBUTES,), name="wrong_attributes")
+    phi = discriminator.get_layer("features").output
+    logit = discriminator.get_layer("face_logit")(phi)
+    mismatch = layers.Add(name="mismatch")(
+        [logit, discriminator.get_layer("projection")([phi, wrong])]
+    )
+    outputs = {**discriminator.output, "mismatch": mismatch}
+    return keras.Model([*discriminator.inputs, wrong], outputs, name="d_trainer")
 
 
 def build_gan(generator: keras.Model, discriminator: keras.Model) -> keras.Model:
@@ -193,17 +214,27 @@ def _losses(kind: str) -> dict:
 
 
 def compile_models(
-    generator, discriminator, gan, lr: float, beta1: float, loss: str = "bce"
+    generator, discriminator, d_trainer, gan, lr: float, beta1: float, loss: str = "bce"
 ) -> None:
-    """D and the stacked model get their own Adam; G shares the stacked model's one so
-    that saving G saves the optimizer state that trains it."""
-    accuracy = keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy")
-    discriminator.compile(
-        keras.optimizers.Adam(lr, beta_1=beta1), _losses(loss), metrics={"face": [accuracy]}
-    )
+    """Two Adams: one trains D (compiled into D too, so that saving D saves its state),
+    one trains G (in G and the stacked model, likewise)."""
+    d_optimizer = keras.optimizers.Adam(lr, beta_1=beta1)
+    discriminator.compile(d_optimizer, _losses(loss))
+    compile_d_trainer(d_trainer, d_optimizer, loss)
     g_optimizer = keras.optimizers.Adam(lr, beta_1=beta1)
     generator.compile(g_optimizer, loss="mse")
     compile_gan(gan, g_optimizer, discriminator, loss)
+
+
+def compile_d_trainer(d_trainer, optimizer, loss: str = "bce") -> None:
+    """Every loss a mean over the batch's rows with sample weights (Keras' default), so
+    a real, a generated and a wrong-attribute pair weigh the same in D's loss."""
+    losses = _losses(loss)
+    accuracy = {
+        name: [keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy")]
+        for name in ("face", "mismatch")
+    }
+    d_trainer.compile(optimizer, {**losses, "mismatch": losses["face"]}, weighted_metrics=accuracy)
 
 
 def compile_gan(gan, optimizer, discriminator, loss: str = "bce") -> None:
@@ -216,24 +247,28 @@ def set_trainable(model: keras.Model, trainable: bool) -> None:
     model.trainable = trainable
 
 
-def train_step(discriminator, gan, d_batch, g_batch) -> dict[str, float]:
-    """One discriminator step, then one generator step through the frozen discriminator.
+def train_step(discriminator, d_trainer, gan, d_batch, g_batch) -> dict[str, float]:
+    """One discriminator step (through ``d_trainer``), then one generator step through
+    the frozen discriminator.
 
-    d_loss/g_loss are the face/no-face (adversarial) losses, d_attr/g_attr the attribute
-    head's: on real faces for D, on what G was asked for for G.
+    d_loss is the discriminator's face/no-face loss over all its pairs (real, generated,
+    wrong attributes), d_acc its accuracy; g_loss the generator's; d_attr/g_attr the
+    attribute head's: on real faces for D, on what was asked for for G.
     """
-    (images, attributes), targets, weights = d_batch
+    inputs, targets, weights = d_batch
     set_trainable(discriminator, True)
-    d = discriminator.train_on_batch(
-        [images, attributes], targets, sample_weight=weights, return_dict=True
-    )
+    d = d_trainer.train_on_batch(inputs, targets, sample_weight=weights, return_dict=True)
     set_trainable(discriminator, False)
     g = gan.train_on_batch(*g_batch, return_dict=True)
     set_trainable(discriminator, True)
+    rows, wrong, real = len(inputs[0]), weights["mismatch"].sum(), weights["attributes"].sum()
+    # Keras divides each output's weighted loss sum by all rows; these are per-pair means.
+    d_loss = (d["face_loss"] + d["mismatch_loss"]) * rows / (rows + wrong)
+    d_acc = (d["face_accuracy"] * rows + d["mismatch_accuracy"] * wrong) / (rows + wrong)
     return {
-        "d_loss": float(d["face_loss"]),
-        "d_attr": float(d["attributes_loss"]),
-        "d_acc": float(d["face_accuracy"]),
+        "d_loss": float(d_loss),
+        "d_attr": float(d["attributes_loss"] * rows / real),
+        "d_acc": float(d_acc),
         "g_loss": float(g["face_loss"]),
         "g_attr": float(g["attributes_loss"]),
     }
@@ -508,8 +543,17 @@ class Trainer:
         keras.utils.set_random_seed(self.seed)
         self.generator = build_generator(s["image_size"], s["noise_dim"], s["width"])
         self.discriminator = build_discriminator(s["image_size"], s["width"])
+        self.d_trainer = build_d_trainer(self.discriminator)
         self.gan = build_gan(self.generator, self.discriminator)
-        compile_models(self.generator, self.discriminator, self.gan, s["lr"], s["beta1"], s["loss"])
+        compile_models(
+            self.generator,
+            self.discriminator,
+            self.d_trainer,
+            self.gan,
+            s["lr"],
+            s["beta1"],
+            s["loss"],
+        )
         self.probe_inputs = make_probes(self.attribute_rows, s["noise_dim"], self.seed)
         self.position = (0, 0)
         self._wire()
@@ -519,8 +563,17 @@ class Trainer:
         probes and loss history. (Every random draw after initialisation comes from numpy
         generators keyed by (seed, epoch, step), so the position is the RNG state.)"""
         self.generator, self.discriminator, state, _, self.probe_inputs = load_checkpoint(folder)
+        s = self.settings
+        try:
+            self.d_trainer = build_d_trainer(self.discriminator)
+        except ValueError:
+            raise UsageError(
+                f"{folder}: written by an older dcgan.py whose discriminator layers are not "
+                "named; start a new run (another --out)"
+            ) from None
+        compile_d_trainer(self.d_trainer, self.discriminator.optimizer, s["loss"])
         self.gan = build_gan(self.generator, self.discriminator)
-        compile_gan(self.gan, self.generator.optimizer, self.discriminator, self.settings["loss"])
+        compile_gan(self.gan, self.generator.optimizer, self.discriminator, s["loss"])
         self.set_learning_rate(self.settings["lr"])
         self.position = (state["epoch"], state.get("step", 0))
         self.best = -np.inf if state.get("best") is None else state["best"]
@@ -607,7 +660,11 @@ class Trainer:
         )
         for step in bar:
             losses = train_step(
-                self.discriminator, self.gan, self.d_batches[step], self.g_batches[step]
+                self.discriminator,
+                self.d_trainer,
+                self.gan,
+                self.d_batches[step],
+                self.g_batches[step],
             )
             self.guard.check(losses, epoch * self.steps + step)
             rows.append({"epoch": epoch + 1, "step": step + 1, **losses})

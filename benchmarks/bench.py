@@ -43,8 +43,9 @@ import cli  # after the path is set
 # Work per real image of one training step, in forward passes of each network: "train"
 # is forward + backward for inputs and weights (3 forward passes' FLOPs), "through" is
 # forward + backward for inputs only (2: gradients flow to G through a frozen D),
-# "forward" is inference. ours' D share is read from its batches (n real, n fake and
-# n/2 real with wrong attributes: 2.5); the others' from their loops.
+# "forward" is inference. ours' D share is read from its batches (n real and n fake:
+# 2; the wrong-attribute pairs reuse the real images' features) and so is whether G
+# predicts D's fakes (all but one lever); the others' from their loops.
 PASS_COST = {"forward": 1, "through": 2, "train": 3}
 SCHEDULES = {
     # G predicts D's fakes, then trains inside the stacked model through a frozen D.
@@ -213,58 +214,134 @@ def measure_train(
     d = dcgan.DEFAULTS
     generator = dcgan.build_generator(image_size, noise_dim, width)
     discriminator = dcgan.build_discriminator(image_size, width)
-    gan = dcgan.build_gan(generator, discriminator)
-    dcgan.compile_models(generator, discriminator, gan, d["lr"], d["beta1"])
+    d_trainer = dcgan.build_d_trainer(discriminator)
+    gan = (
+        gan_keeping_images(generator, discriminator, batch_size)
+        if lever == "g-once"
+        else dcgan.build_gan(generator, discriminator)
+    )
+    dcgan.compile_models(generator, discriminator, d_trainer, gan, d["lr"], d["beta1"])
     if lever == "xla":
-        for model in (generator, discriminator, gan):
+        for model in (generator, d_trainer, gan):
             model.jit_compile = True
     sampler = dataGens.AttributeSampler("dataset", cache.attributes[real.rows])
     d_batches = dataGens.DiscriminatorBatches(real, generator, sampler, noise_dim, 0)
     g_batches = dataGens.GeneratorBatches(sampler, batch_size, len(real), noise_dim, 0)
-    step = split_d_step if lever == "split-d" else dcgan.train_step
+    step = LEVER_STEPS.get(lever, dcgan.train_step)
+    models = (discriminator, d_trainer, gan)
     d_batch = d_batches.__getitem__
-    if lever == "g-once":  # the most not running G twice could save: D's fakes are free
-        fixed = d_batches[0]
-        d_batch = lambda index: fixed  # noqa: E731
+    if lever in ("g-once", "wrong-images"):  # these steps make their own D batches
+        d_batch = d_batches.real.__getitem__
     warmup = 3
     for index in range(warmup):
-        step(discriminator, gan, d_batch(index), g_batches[index])
+        step(*models, d_batch(index), g_batches[index])
     started = time.perf_counter()
     for index in range(warmup, warmup + steps):
-        step(discriminator, gan, d_batch(index), g_batches[index])
+        step(*models, d_batch(index), g_batches[index])
     seconds = time.perf_counter() - started
-    d_images = len(d_batches[0][0][0]) / batch_size
     flops = {"generator": forward_flops(generator), "discriminator": forward_flops(discriminator)}
     return rate(
         steps * batch_size,
         seconds,
         flops=flops,
-        d_images=d_images,
+        d_images=2.5 if lever == "wrong-images" else 2,
         g_forward=0 if lever == "g-once" else 1,
         version=f"keras {keras.__version__} ({keras.backend.backend()})",
         float_type=str(np.dtype(keras.config.floatx())),
     )
 
 
-def split_d_step(discriminator, gan, d_batch, g_batch) -> None:
+def gan_keeping_images(generator, discriminator, batch_size: int):
+    """dcgan.build_gan with a layer that keeps the images of the last training batch,
+    so the discriminator can train on them without running G again (the "G once"
+    lever: ``train_on_batch`` returns only losses)."""
+    from quiet_keras import keras
+
+    class LastBatch(keras.layers.Layer):
+        def build(self, input_shape) -> None:
+            self.images = self.add_weight(
+                shape=(batch_size, *input_shape[1:]), initializer="zeros", trainable=False
+            )
+
+        def call(self, x, training=None):
+            if training:
+                self.images.assign(keras.ops.stop_gradient(x))
+            return x
+
+    inputs = keras.Input(generator.input_shape[1:])
+    images = LastBatch(name="generated")(generator(inputs))
+    outputs = discriminator([images, inputs[:, :40]])
+    return keras.Model(inputs, outputs)
+
+
+def g_once_step(discriminator, d_trainer, gan, real, g_batch) -> None:
+    """The G step first, then D on its images: G runs once (both networks' gradients
+    at the same point, as in simultaneous-update GANs)."""
+    import numpy as np
+
+    import dataGens
+    import dcgan
+    from quiet_keras import keras
+
+    dcgan.set_trainable(discriminator, False)
+    gan.train_on_batch(*g_batch)
+    dcgan.set_trainable(discriminator, True)
+    fakes = keras.ops.convert_to_numpy(gan.get_layer("generated").images)
+    images, attrs = real
+    m = len(images) // 8 * 4
+    wrong = np.concatenate([np.roll(attrs[:m], 1, axis=0), attrs[m:]])
+    mismatch = (np.arange(len(images)) < m).astype(np.float32)
+    inputs, targets, weights = dataGens.discriminator_batch(
+        (images, attrs, wrong, mismatch), fakes, g_batch[1]["attributes"]
+    )
+    d_trainer.train_on_batch(inputs, targets, sample_weight=weights)
+
+
+def wrong_images_step(discriminator, d_trainer, gan, real, g_batch) -> None:
+    """dcgan.train_step with the wrong-attribute pairs as m more images through D's
+    convolutions (the design before build_d_trainer): same cost as then."""
+    import numpy as np
+
+    import dataGens
+    import dcgan
+
+    images, attrs = real
+    m = len(images) // 8 * 4
+    wrong = np.roll(attrs[:m], 1, axis=0)
+    n = len(images) + m
+    real_half = (
+        np.concatenate([images, images[:m]]),
+        np.concatenate([attrs, wrong]),
+        np.concatenate([attrs, wrong]),
+        np.zeros(n, np.float32),
+    )
+    fakes = gan.get_layer("generator").predict_on_batch(g_batch[0])
+    d_batch = dataGens.discriminator_batch(real_half, fakes, g_batch[1]["attributes"])
+    dcgan.train_step(discriminator, d_trainer, gan, d_batch, g_batch)
+
+
+def split_d_step(discriminator, d_trainer, gan, d_batch, g_batch) -> None:
     """dcgan.train_step with D's real and generated parts as two batches, as the
     textbook loops do (the "one batch" lever of NOTES.md)."""
     import numpy as np
 
     import dcgan
 
-    (images, attrs), targets, weights = d_batch
-    n = len(images) * 2 // 5  # n real, n generated, n / 2 real with wrong attributes
-    for part in (np.r_[0:n, 2 * n : len(images)], np.arange(n, 2 * n)):
+    inputs, targets, weights = d_batch
+    n = len(inputs[0]) // 2
+    for part in (np.arange(n), np.arange(n, 2 * n)):
         dcgan.set_trainable(discriminator, True)
-        discriminator.train_on_batch(
-            [images[part], attrs[part]],
+        d_trainer.train_on_batch(
+            [x[part] for x in inputs],
             {k: v[part] for k, v in targets.items()},
             sample_weight={k: v[part] for k, v in weights.items()},
         )
     dcgan.set_trainable(discriminator, False)
     gan.train_on_batch(*g_batch)
     dcgan.set_trainable(discriminator, True)
+
+
+LEVER_STEPS = {"split-d": split_d_step, "g-once": g_once_step, "wrong-images": wrong_images_step}
 
 
 def measure_generate(image_size: int, width: int, count: int, batch_size: int = 256) -> dict:
@@ -407,9 +484,16 @@ def plan(args: argparse.Namespace) -> dict[str, list[tuple]]:
                 "ours",
             ),
             (
-                "lever: G once (D's fakes free)",
+                "lever: G once, then D on its images",
                 "train",
                 dict(textbook, lever="g-once"),
+                None,
+                "ours",
+            ),
+            (
+                "lever: wrong pairs as more images",
+                "train",
+                dict(textbook, lever="wrong-images"),
                 None,
                 "ours",
             ),

@@ -110,13 +110,12 @@ def test_mismatched_attributes_differ_from_the_true_ones(data_rows):
 
 
 class FakeGenerator:
-    """Stands in for a Keras generator: a constant image per call, counts calls."""
+    """Stands in for a Keras generator: a constant image per call."""
 
     def __init__(self, size: int):
-        self.size, self.calls = size, 0
+        self.size = size
 
     def predict_on_batch(self, inputs):
-        self.calls += 1
         return np.full((len(inputs), self.size, self.size, 3), -0.5, np.float32)
 
 
@@ -125,21 +124,24 @@ def test_discriminator_batches_hold_real_fake_and_mismatched(tmp_path):
     real = dataset.CelebaBatches(cache, batch_size=16, seed=0, flip=False)
     sampler = AttributeSampler("dataset", cache.attributes)
     batches = DiscriminatorBatches(real, FakeGenerator(32), sampler, noise_dim=8, seed=0)
-    (images, attrs), targets, weights = batches[2]
-    face = targets["face"]
-    assert images.shape == (40, 32, 32, 3) and attrs.shape == (40, 40) and face.shape == (40, 1)
-    assert face[:16].min() == 1 and face[16:].max() == 0
-    # the attribute head learns the true attributes of real images only
-    np.testing.assert_array_equal(weights["attributes"], [1] * 16 + [0] * 16 + [1] * 8)
-    np.testing.assert_array_equal(targets["attributes"][32:], attrs[:8])
-    assert (weights["face"] == 1).all()
+    (images, attrs, wrong), targets, weights = batches[2]
+    assert images.shape == (32, 32, 32, 3) and attrs.shape == wrong.shape == (32, 40)
     np.testing.assert_array_equal(images[:16], real[2][0])
     np.testing.assert_array_equal(attrs[:16], real[2][1])
-    assert (images[16:32] == -0.5).all()
-    np.testing.assert_array_equal(images[32:], images[:8])
-    assert not np.array_equal(attrs[32:], attrs[:8])
-    (_, again_attrs), _, _ = batches[2]
+    assert (images[16:] == -0.5).all()
+    np.testing.assert_array_equal(targets["face"][:, 0], [1] * 16 + [0] * 16)
+    # the first 8 real images (two groups of 4) are also scored with wrong attributes
+    assert (targets["mismatch"] == 0).all()
+    np.testing.assert_array_equal(weights["mismatch"], [1] * 8 + [0] * 24)
+    assert (wrong[:8] != attrs[:8]).any(axis=1).all()
+    np.testing.assert_array_equal(wrong[8:], attrs[8:])
+    # the attribute head learns the true attributes of real images only, once per pair
+    np.testing.assert_array_equal(weights["attributes"], [2] * 8 + [1] * 8 + [0] * 16)
+    np.testing.assert_array_equal(targets["attributes"], attrs)
+    assert (weights["face"] == 1).all()
+    (_, again_attrs, again_wrong), _, _ = batches[2]
     np.testing.assert_array_equal(attrs, again_attrs)  # deterministic from the seed
+    np.testing.assert_array_equal(wrong, again_wrong)
 
 
 def test_generator_batches_are_attribute_noise_with_face_targets(data_rows):

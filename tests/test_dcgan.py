@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from conftest import run_script, tiny_run
 
+import dataGens
 import dcgan
 from quiet_keras import keras
 
@@ -56,25 +57,39 @@ def changed(before, after) -> bool:
     return any(not np.array_equal(a, b) for a, b in zip(before, after))
 
 
-def test_freezing_trains_only_the_right_network_on_each_step():
+def small_models():
     generator = dcgan.build_generator(32, noise_dim=8, width=8)
     discriminator = dcgan.build_discriminator(32, width=8)
+    d_trainer = dcgan.build_d_trainer(discriminator)
     gan = dcgan.build_gan(generator, discriminator)
-    dcgan.compile_models(generator, discriminator, gan, lr=1e-3, beta1=0.5)
-    rng = np.random.default_rng(0)
-    attrs = rng.integers(0, 2, (8, 40)).astype(np.float32)
-    images = rng.uniform(-1, 1, (8, 32, 32, 3)).astype(np.float32)
-    targets = {"face": rng.integers(0, 2, (8, 1)).astype(np.float32), "attributes": attrs}
-    sample_weights = {"face": np.ones(8, np.float32), "attributes": np.ones(8, np.float32)}
-    d_batch = ((images, attrs), targets, sample_weights)
+    dcgan.compile_models(generator, discriminator, d_trainer, gan, lr=1e-3, beta1=0.5)
+    return generator, discriminator, d_trainer, gan
+
+
+def small_batches(rng, n: int = 8):
+    """The real half of a D batch (half its rows with wrong attributes), generated
+    images with their attributes, and a G batch."""
+    attrs = rng.integers(0, 2, (n, 40)).astype(np.float32)
+    images = rng.uniform(-1, 1, (n, 32, 32, 3)).astype(np.float32)
+    wrong = np.concatenate([1 - attrs[: n // 2], attrs[n // 2 :]])
+    mismatch = (np.arange(n) < n // 2).astype(np.float32)
+    fakes = rng.uniform(-1, 1, (n, 32, 32, 3)).astype(np.float32)
+    asked = rng.integers(0, 2, (n, 40)).astype(np.float32)
     g_batch = (
-        np.concatenate([attrs, rng.random((8, 8), dtype=np.float32)], 1),
-        {"face": np.ones((8, 1), np.float32), "attributes": attrs},
+        np.concatenate([asked, rng.standard_normal((n, 8), dtype=np.float32)], 1),
+        {"face": np.ones((n, 1), np.float32), "attributes": asked},
     )
+    return (images, attrs, wrong, mismatch), (fakes, asked), g_batch
+
+
+def test_freezing_trains_only_the_right_network_on_each_step():
+    generator, discriminator, d_trainer, gan = small_models()
+    d_real, (fakes, asked), g_batch = small_batches(np.random.default_rng(0))
+    inputs, targets, sample_weights = dataGens.discriminator_batch(d_real, fakes, asked)
     for _ in range(3):  # the first call traces each train function; later ones reuse it
         d0, g0 = weights(discriminator), weights(generator)
         dcgan.set_trainable(discriminator, True)
-        discriminator.train_on_batch(*d_batch)
+        d_trainer.train_on_batch(inputs, targets, sample_weight=sample_weights)
         d1, g1 = weights(discriminator), weights(generator)
         assert changed(d0, d1), "the discriminator step did not train D"
         assert not changed(g0, g1), "the discriminator step changed G"
@@ -83,9 +98,46 @@ def test_freezing_trains_only_the_right_network_on_each_step():
         d2, g2 = weights(discriminator), weights(generator)
         assert not changed(d1, d2), "the stacked step changed the frozen D"
         assert changed(g1, g2), "the stacked step did not train G"
-    losses = dcgan.train_step(discriminator, gan, d_batch, g_batch)
-    assert set(losses) == {"d_loss", "d_attr", "d_acc", "g_loss", "g_attr"}
+    dcgan.train_step(discriminator, d_trainer, gan, (inputs, targets, sample_weights), g_batch)
     assert discriminator.trainable  # left trainable for the next D step and for saving
+
+
+def test_d_trainer_scores_are_the_discriminators():
+    _, discriminator, d_trainer, _ = small_models()
+    (images, attrs, wrong, _), _, _ = small_batches(np.random.default_rng(4))
+    out = d_trainer.predict_on_batch([images, attrs, wrong])
+    right = discriminator.predict_on_batch([images, attrs])
+    wrongly = discriminator.predict_on_batch([images, wrong])
+    np.testing.assert_allclose(out["face"], right["face"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out["attributes"], right["attributes"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out["mismatch"], wrongly["face"], rtol=1e-5, atol=1e-6)
+
+
+def bce(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    return np.maximum(logits, 0) - logits * targets + np.log1p(np.exp(-np.abs(logits)))
+
+
+def test_train_step_reports_per_pair_means():
+    """d_loss/d_acc over every pair D was scored on (real, generated, wrong attributes),
+    d_attr over the real faces' pairs, from D's weights before its step."""
+    _, discriminator, d_trainer, gan = small_models()
+    d_real, (fakes, asked), g_batch = small_batches(np.random.default_rng(5))
+    d_batch = dataGens.discriminator_batch(d_real, fakes, asked)
+    before = discriminator.get_weights()
+    losses = dcgan.train_step(discriminator, d_trainer, gan, d_batch, g_batch)
+    discriminator.set_weights(before)
+    images, attrs, wrong, mismatch = d_real
+    both = np.concatenate([images, fakes])
+    scored = discriminator.predict_on_batch([both, np.concatenate([attrs, asked])])
+    misscored = discriminator.predict_on_batch([both, np.concatenate([wrong, asked])])
+    n, m = len(images), int(mismatch.sum())
+    logits = np.concatenate([scored["face"][:, 0], misscored["face"][:m, 0]])
+    targets = np.concatenate([np.ones(n), np.zeros(n + m)])
+    assert losses["d_loss"] == pytest.approx(bce(logits, targets).mean(), rel=1e-4)
+    assert losses["d_acc"] == pytest.approx(((logits > 0) == targets).mean())
+    per_image = bce(scored["attributes"][:n], attrs).mean(axis=1)
+    d_attr = np.average(per_image, weights=1 + mismatch)  # once per pair it is in
+    assert losses["d_attr"] == pytest.approx(d_attr, rel=1e-4)
 
 
 # ---------------------------------------------------------------------------- CLI
