@@ -113,6 +113,41 @@ def test_d_trainer_scores_are_the_discriminators():
     np.testing.assert_allclose(out["mismatch"], wrongly["face"], rtol=1e-5, atol=1e-6)
 
 
+def test_d_trainer_moves_d_as_separate_wrong_attribute_images_did():
+    """One step through d_trainer changes D's weights as the old layout did, where the
+    m wrong-attribute pairs were m more real images through D: the same gradient, times
+    (2n + m) / 2n, since each loss is a mean over the batch's rows (plain SGD, so the
+    weight change is the gradient)."""
+    _, discriminator, d_trainer, _ = small_models()
+    d_real, (fakes, asked), _ = small_batches(np.random.default_rng(6))
+    images, attrs, wrong, mismatch = d_real
+    n, m = len(images), int(mismatch.sum())
+    start = discriminator.get_weights()
+
+    dcgan.compile_d_trainer(d_trainer, keras.optimizers.SGD(0.01))
+    inputs, targets, sample_weights = dataGens.discriminator_batch(d_real, fakes, asked)
+    d_trainer.train_on_batch(inputs, targets, sample_weight=sample_weights)
+    shared = [a - b for a, b in zip(discriminator.get_weights(), start)]
+
+    discriminator.set_weights(start)
+    discriminator.compile(keras.optimizers.SGD(0.01), dcgan._losses("bce"))
+    old_inputs = [
+        np.concatenate([images, fakes, images[:m]]),
+        np.concatenate([attrs, asked, wrong[:m]]),
+    ]
+    old_targets = {
+        "face": np.concatenate([np.ones(n), np.zeros(n + m)])[:, None].astype(np.float32),
+        "attributes": np.concatenate([attrs, asked, attrs[:m]]),
+    }
+    is_real = np.concatenate([np.ones(n), np.zeros(n), np.ones(m)]).astype(np.float32)
+    old_weights = {"face": np.ones(2 * n + m, np.float32), "attributes": is_real}
+    discriminator.train_on_batch(old_inputs, old_targets, sample_weight=old_weights)
+    separate = [a - b for a, b in zip(discriminator.get_weights(), start)]
+
+    for got, want in zip(shared, separate):
+        np.testing.assert_allclose(got, want * (2 * n + m) / (2 * n), rtol=1e-3, atol=1e-7)
+
+
 def bce(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
     return np.maximum(logits, 0) - logits * targets + np.log1p(np.exp(-np.abs(logits)))
 
