@@ -124,13 +124,20 @@ class DiscriminatorBatches(keras.utils.PyDataset):
         rng = np.random.default_rng([self.seed, 1, self.real.epoch, index])
         fake_attrs = self.sampler.sample(n, rng)
         fakes = self.generator.predict_on_batch(attribute_noise(fake_attrs, self.noise_dim, rng))
-        m = n // 8 * 4
-        wrong = np.concatenate([mismatched(attrs[:m], rng), attrs[m:]])
-        mismatch = (np.arange(n) < m).astype(np.float32)
-        return discriminator_batch((images, attrs, wrong, mismatch), np.asarray(fakes), fake_attrs)
+        return discriminator_batch(real_half(images, attrs, rng), np.asarray(fakes), fake_attrs)
 
     def on_epoch_end(self) -> None:
         self.real.on_epoch_end()
+
+
+def real_half(images: np.ndarray, attrs: np.ndarray, rng: np.random.Generator) -> tuple:
+    """(images, attributes, wrong attributes, mismatch) for ``discriminator_batch``: the
+    first ``m`` real images (about half, a multiple of the minibatch group, 4) get
+    another image's attributes and mismatch 1; the others keep their own, unused."""
+    m = len(images) // 8 * 4
+    wrong = np.concatenate([mismatched(attrs[:m], rng), attrs[m:]])
+    mismatch = (np.arange(len(images)) < m).astype(np.float32)
+    return images, attrs, wrong, mismatch
 
 
 def discriminator_batch(real_half: tuple, fakes: np.ndarray, fake_attrs: np.ndarray):

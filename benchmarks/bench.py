@@ -255,6 +255,7 @@ def gan_keeping_images(generator, discriminator, batch_size: int):
     """dcgan.build_gan with a layer that keeps the images of the last training batch,
     so the discriminator can train on them without running G again (the "G once"
     lever: ``train_on_batch`` returns only losses)."""
+    import dcgan
     from quiet_keras import keras
 
     class LastBatch(keras.layers.Layer):
@@ -270,7 +271,7 @@ def gan_keeping_images(generator, discriminator, batch_size: int):
 
     inputs = keras.Input(generator.input_shape[1:])
     images = LastBatch(name="generated")(generator(inputs))
-    outputs = discriminator([images, inputs[:, :40]])
+    outputs = discriminator([images, inputs[:, : dcgan.NUM_ATTRIBUTES]])
     return keras.Model(inputs, outputs)
 
 
@@ -287,13 +288,8 @@ def g_once_step(discriminator, d_trainer, gan, real, g_batch) -> None:
     gan.train_on_batch(*g_batch)
     dcgan.set_trainable(discriminator, True)
     fakes = keras.ops.convert_to_numpy(gan.get_layer("generated").images)
-    images, attrs = real
-    m = len(images) // 8 * 4
-    wrong = np.concatenate([np.roll(attrs[:m], 1, axis=0), attrs[m:]])
-    mismatch = (np.arange(len(images)) < m).astype(np.float32)
-    inputs, targets, weights = dataGens.discriminator_batch(
-        (images, attrs, wrong, mismatch), fakes, g_batch[1]["attributes"]
-    )
+    half = dataGens.real_half(*real, np.random.default_rng(0))
+    inputs, targets, weights = dataGens.discriminator_batch(half, fakes, g_batch[1]["attributes"])
     d_trainer.train_on_batch(inputs, targets, sample_weight=weights)
 
 
@@ -305,16 +301,10 @@ def wrong_images_step(discriminator, d_trainer, gan, real, g_batch) -> None:
     import dataGens
     import dcgan
 
-    images, attrs = real
-    m = len(images) // 8 * 4
-    wrong = np.roll(attrs[:m], 1, axis=0)
-    n = len(images) + m
-    real_half = (
-        np.concatenate([images, images[:m]]),
-        np.concatenate([attrs, wrong]),
-        np.concatenate([attrs, wrong]),
-        np.zeros(n, np.float32),
-    )
+    images, attrs, wrong, mismatch = dataGens.real_half(*real, np.random.default_rng(0))
+    m = int(mismatch.sum())
+    shown = np.concatenate([attrs, wrong[:m]])
+    real_half = (np.concatenate([images, images[:m]]), shown, shown, np.zeros(len(shown)))
     fakes = gan.get_layer("generator").predict_on_batch(g_batch[0])
     d_batch = dataGens.discriminator_batch(real_half, fakes, g_batch[1]["attributes"])
     dcgan.train_step(discriminator, d_trainer, gan, d_batch, g_batch)
