@@ -99,3 +99,38 @@ def test_bench_command_prints_its_table_and_writes_every_round(tmp_path):
     table = done.stdout.splitlines()
     assert table[1].startswith("machine:") and "matmul peak" in table[1]
     assert any(line.startswith("input pipeline, 256 images") for line in table)
+
+
+def conv_flops(model, layer_type) -> list[int]:
+    """bench.forward_flops of each of a model's layers of one type, in order."""
+    return [
+        bench.forward_flops(keras.Sequential([keras.Input(layer.input.shape[1:]), layer]))
+        for layer in model.layers
+        if type(layer) is layer_type
+    ]
+
+
+def test_conv_profile_accounts_for_every_convolution_of_the_step(tmp_path):
+    """The convolutions oneDNN logs for one training step add up to the step's
+    convolution work counted from the layer shapes: D trains on 2n images (no backward
+    to the input at its first layer) and passes n through to G; G runs n images forward
+    for D's fakes and trains on n in the stacked model."""
+    report, n, width = tmp_path / "convs.json", 8, 8
+    done = run_script(
+        "benchmarks/conv_profile.py",
+        *("--width", str(width), "--noise-dim", "8", "--image-size", "32"),
+        *("--batch-size", str(n), "--steps", "2", "--images", "64"),
+        *("--data", str(tmp_path), "--json", str(report)),
+    )
+    if done.returncode == 2:
+        pytest.skip(done.stderr.strip())
+    assert done.returncode == 0, done.stderr
+    d = conv_flops(dcgan.build_discriminator(32, width), layers.Conv2D)
+    g = conv_flops(dcgan.build_generator(32, 8, width), layers.Conv2DTranspose)
+    d_work = sum(f * (2 * n * (3 if i else 2) + 2 * n) for i, f in enumerate(d))
+    g_work = sum(f * 4 * n for f in g)
+    rows = json.loads(report.read_text())["rows"]
+    logged = sum(row["gflop_per_step"] for row in rows) * 1e9
+    assert logged == pytest.approx(d_work + g_work, rel=1e-6)
+    assert {row["direction"] for row in rows} == {"forward", "backward_data", "backward_weights"}
+    assert "convolutions:" in done.stdout.splitlines()[-1]
