@@ -61,6 +61,9 @@ SCHEDULES = {
 }
 
 
+TRAIN_WARMUP_STEPS = 3  # untimed steps first: they trace the train functions
+
+
 class UnsupportedError(Exception):
     """A case this backend or environment cannot run; the reason is printed."""
 
@@ -232,7 +235,7 @@ def measure_train(
     d_batch = d_batches.__getitem__
     if lever in ("g-once", "wrong-images"):  # these steps make their own D batches
         d_batch = d_batches.real.__getitem__
-    warmup = 3
+    warmup = TRAIN_WARMUP_STEPS
     for index in range(warmup):
         step(*models, d_batch(index), g_batches[index])
     started = time.perf_counter()

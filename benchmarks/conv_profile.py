@@ -32,7 +32,6 @@ import bench  # sets the project's import path
 
 import cli
 
-WARMUP_STEPS = 3  # bench.measure_train's, whose convolutions are left out here
 # oneDNN's problem descriptor, e.g. mb128_ic128oc256_ih16oh8kh4sh2dh0ph1_iw16ow8kw4sw2dw0pw1
 SHAPE = re.compile(
     r"mb(\d+)_(?:g\d+)?ic(\d+)oc(\d+)_ih(\d+)oh(\d+)kh(\d+)sh(\d+)\D.*"
@@ -116,7 +115,7 @@ def profile(args: argparse.Namespace) -> dict:
             )
             peak = bench.measure_matmul()["gflops"]
         log.seek(0)
-        rows = per_step(log.read().splitlines(), WARMUP_STEPS, args.steps)
+        rows = per_step(log.read().splitlines(), bench.TRAIN_WARMUP_STEPS, args.steps)
     if not rows:
         raise bench.UnsupportedError(
             "oneDNN logged no convolutions (TF_ENABLE_ONEDNN_OPTS=0, or a CPU it does not serve)"
