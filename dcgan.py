@@ -574,7 +574,7 @@ class Trainer:
         compile_d_trainer(self.d_trainer, self.discriminator.optimizer, s["loss"])
         self.gan = build_gan(self.generator, self.discriminator)
         compile_gan(self.gan, self.generator.optimizer, self.discriminator, s["loss"])
-        self.set_learning_rate(self.settings["lr"])
+        self.set_learning_rate(s["lr"])
         self.position = (state["epoch"], state.get("step", 0))
         self.best = -np.inf if state.get("best") is None else state["best"]
         for name in ("losses.csv", "metrics.csv"):

@@ -234,12 +234,11 @@ def measure_train(
     models = (discriminator, d_trainer, gan)
     d_batch = d_batches.__getitem__
     if lever in ("g-once", "wrong-images"):  # these steps make their own D batches
-        d_batch = d_batches.real.__getitem__
-    warmup = TRAIN_WARMUP_STEPS
-    for index in range(warmup):
+        d_batch = real.__getitem__
+    for index in range(TRAIN_WARMUP_STEPS):
         step(*models, d_batch(index), g_batches[index])
     started = time.perf_counter()
-    for index in range(warmup, warmup + steps):
+    for index in range(TRAIN_WARMUP_STEPS, TRAIN_WARMUP_STEPS + steps):
         step(*models, d_batch(index), g_batches[index])
     seconds = time.perf_counter() - started
     flops = {"generator": forward_flops(generator), "discriminator": forward_flops(discriminator)}
