@@ -21,6 +21,7 @@ why.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import importlib
 import json
@@ -62,6 +63,15 @@ SCHEDULES = {
 
 
 TRAIN_WARMUP_STEPS = 3  # untimed steps first: they trace the train functions
+
+
+def timed_runs(runs: list, warmup: int, steps: int, what: str) -> tuple[int, list]:
+    """(calls per step, the timed steps' runs) of ``what``, run the same number of
+    times in each of ``warmup + steps`` steps: its last calls x steps runs."""
+    calls, leftover = divmod(len(runs), warmup + steps)
+    if leftover:
+        raise ValueError(f"{what}: {len(runs)} runs in {warmup + steps} steps")
+    return calls, runs[len(runs) - calls * steps :]
 
 
 class UnsupportedError(Exception):
@@ -148,7 +158,9 @@ def measure_matmul(size: int = 4096) -> dict:
     ta, tb = keras.ops.convert_to_tensor(a), keras.ops.convert_to_tensor(b)
     candidates = {
         "numpy": lambda: a @ b,
-        keras.backend.backend(): lambda: keras.ops.convert_to_numpy(keras.ops.matmul(ta, tb)),
+        # Summed on the device so that a GPU's timing waits for the product without
+        # counting the copy of it to the host.
+        keras.backend.backend(): lambda: float(keras.ops.sum(keras.ops.matmul(ta, tb))),
     }
     best = {}
     for name, run in candidates.items():
@@ -156,7 +168,25 @@ def measure_matmul(size: int = 4096) -> dict:
         best[name] = min(_timed(run) for _ in range(5))
     name = min(best, key=best.get)
     gflops = 2 * size**3 / best[name] / 1e9
-    return {"gflops": gflops, "library": name, "rate": gflops, "peak_mb": peak_rss_mb()}
+    return {
+        "gflops": gflops,
+        "library": name,
+        "device": keras_device(),
+        "rate": gflops,
+        "peak_mb": peak_rss_mb(),
+    }
+
+
+def keras_device() -> str:
+    """The device the Keras backend computes on, as "gpu:0" or "cpu:0"."""
+    from quiet_keras import keras
+
+    try:
+        return keras.distribution.list_devices()[0]
+    except AttributeError:  # the torch backend has no keras.distribution support
+        import torch
+
+        return "gpu:0" if torch.cuda.is_available() else "cpu:0"
 
 
 def _timed(run) -> float:
@@ -199,10 +229,12 @@ def measure_train(
     width: int = 32,
     noise_dim: int = 64,
     lever: str = "",
+    during: contextlib.AbstractContextManager | None = None,
 ) -> dict:
     """Real images per second through ``dcgan.train_step`` (one D and one stacked-G
     ``train_on_batch``, as in training), after warm-up steps that trace the train
-    functions. ``lever`` changes one thing, for benchmarks/NOTES.md."""
+    functions. ``lever`` changes one thing, for benchmarks/NOTES.md; ``during`` is
+    entered around the steps, warm-up included (step_parts.py's clocks)."""
     import numpy as np
 
     import dataGens
@@ -235,12 +267,14 @@ def measure_train(
     d_batch = d_batches.__getitem__
     if lever in ("g-once", "wrong-images"):  # these steps make their own D batches
         d_batch = real.__getitem__
-    for index in range(TRAIN_WARMUP_STEPS):
-        step(*models, d_batch(index), g_batches[index])
-    started = time.perf_counter()
-    for index in range(TRAIN_WARMUP_STEPS, TRAIN_WARMUP_STEPS + steps):
-        step(*models, d_batch(index), g_batches[index])
-    seconds = time.perf_counter() - started
+    with during or contextlib.nullcontext():
+        for index in range(TRAIN_WARMUP_STEPS):
+            step(*models, d_batch(index), g_batches[index])
+        started = time.perf_counter()
+        for index in range(TRAIN_WARMUP_STEPS, TRAIN_WARMUP_STEPS + steps):
+            index %= len(real)  # more steps than a small set's epoch: start it again
+            step(*models, d_batch(index), g_batches[index])
+        seconds = time.perf_counter() - started
     flops = {"generator": forward_flops(generator), "discriminator": forward_flops(discriminator)}
     return rate(
         steps * batch_size,
@@ -249,6 +283,7 @@ def measure_train(
         d_images=2.5 if lever == "wrong-images" else 2,
         g_forward=0 if lever == "g-once" else 1,
         version=f"keras {keras.__version__} ({keras.backend.backend()})",
+        device=keras_device(),
         float_type=str(np.dtype(keras.config.floatx())),
     )
 
@@ -540,6 +575,7 @@ def print_table(machine: dict, summary: dict, skipped: dict) -> None:
         f"\nmachine: {machine['processor']}, {machine['cpus']} CPUs, Python "
         f"{machine['python']}, Keras backend {machine['backend']}, matmul peak "
         + (f"{machine['matmul_gflops']:.0f} GFLOP/s" if machine["matmul_gflops"] else "not run")
+        + (f", computed on {', '.join(machine['devices'])}" if machine["devices"] else "")
     )
     header = f"{'measurement':<48} {'images/s':>9} {'range':>13} {'GFLOP/img':>9} "
     print(header + f"{'GFLOP/s':>8} {'of peak':>7} {'peak RSS MB':>11} {'heap MB':>8}")
@@ -636,6 +672,7 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "processor": _processor(),
         "matmul_gflops": peak,
+        "devices": sorted({r["device"] for rs in runs.values() for r in rs if "device" in r}),
     }
     report = {"machine": machine, "results": summary, "skipped": skipped, "ratios": ratios(summary)}
     Path(args.json).write_text(json.dumps(report, indent=2))

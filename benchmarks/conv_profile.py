@@ -66,10 +66,7 @@ def per_step(lines: list[str], warmup: int, steps: int) -> list[dict]:
             runs[direction, shape].append((flops, ms))
     rows = []
     for (direction, shape), found in runs.items():
-        calls, leftover = divmod(len(found), warmup + steps)
-        if leftover:
-            raise ValueError(f"{shape} {direction}: {len(found)} runs in {warmup + steps} steps")
-        timed = found[-calls * steps :]
+        calls, timed = bench.timed_runs(found, warmup, steps, f"{shape} {direction}")
         rows.append(
             {
                 "direction": direction,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+from collections import defaultdict
 
 import pytest
 from conftest import PROJECT, run_script
@@ -134,3 +135,44 @@ def test_conv_profile_accounts_for_every_convolution_of_the_step(tmp_path):
     assert logged == pytest.approx(d_work + g_work, rel=1e-6)
     assert {row["direction"] for row in rows} == {"forward", "backward_data", "backward_weights"}
     assert "convolutions:" in done.stdout.splitlines()[-1]
+
+
+def test_step_parts_clock_each_call_the_step_makes(tmp_path):
+    """Each piece is clocked as often as train_step and its batches call it per step,
+    and the clocked pieces fit inside the step (none counted twice). 3 warm-up and 6
+    timed steps of 8 images from 64 also run past the set's 8 batches, which
+    measure_train starts again."""
+    report = tmp_path / "parts.json"
+    done = run_script(
+        "benchmarks/step_parts.py",
+        *("--width", "8", "--noise-dim", "8", "--image-size", "32"),
+        *("--batch-size", "8", "--steps", "6", "--images", "64"),
+        *("--data", str(tmp_path), "--json", str(report)),
+    )
+    assert done.returncode == 0, done.stderr
+    rows = {row["part"]: row for row in json.loads(report.read_text())["rows"]}
+    assert {part: row["calls_per_step"] for part, row in rows.items()} == {
+        "train_on_batch: d_trainer": 1,
+        "train_on_batch: gan": 1,
+        "predict_on_batch: generator": 1,
+        "real batch: read from the cache, flipped": 1,
+        "D batch: wrong attributes, targets, weights": 2,
+        "attributes and noise sampled": 4,
+        "set_trainable (D's flag)": 3,
+        "the rest of the loop": 1,
+    }
+    assert rows["the rest of the loop"]["ms_per_step"] >= 0
+    assert done.stdout.splitlines()[-1].startswith("step: ")
+
+
+def test_step_parts_clocks_are_taken_off_after_the_steps():
+    import step_parts
+
+    model = keras.Sequential([keras.Input((2,)), layers.Dense(1)])
+    originals = {(owner, name): getattr(owner, name) for owner, name, _ in step_parts.TIMED}
+    runs = defaultdict(list)
+    with step_parts.clocks(runs):
+        dcgan.set_trainable(model, False)
+    dcgan.set_trainable(model, True)
+    assert len(runs["set_trainable (D's flag)"]) == 1
+    assert all(getattr(owner, name) is kept for (owner, name), kept in originals.items())
