@@ -119,12 +119,18 @@ class DiscriminatorBatches(keras.utils.PyDataset):
         return len(self.real)
 
     def __getitem__(self, index: int):
+        noise, fake_attrs, half = self.parts(index)
+        fakes = self.generator.predict_on_batch(noise)
+        return discriminator_batch(half, np.asarray(fakes), fake_attrs)
+
+    def parts(self, index: int) -> tuple[np.ndarray, np.ndarray, tuple]:
+        """Batch ``index`` before the generator runs: the attribute-noise inputs of its
+        fakes, their attributes, and the real half (``real_half``)."""
         images, attrs = self.real[index]
-        n = len(images)
         rng = np.random.default_rng([self.seed, 1, self.real.epoch, index])
-        fake_attrs = self.sampler.sample(n, rng)
-        fakes = self.generator.predict_on_batch(attribute_noise(fake_attrs, self.noise_dim, rng))
-        return discriminator_batch(real_half(images, attrs, rng), np.asarray(fakes), fake_attrs)
+        fake_attrs = self.sampler.sample(len(images), rng)
+        noise = attribute_noise(fake_attrs, self.noise_dim, rng)
+        return noise, fake_attrs, real_half(images, attrs, rng)
 
     def on_epoch_end(self) -> None:
         self.real.on_epoch_end()

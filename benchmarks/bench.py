@@ -267,6 +267,10 @@ def measure_train(
     d_batch = d_batches.__getitem__
     if lever in ("g-once", "wrong-images"):  # these steps make their own D batches
         d_batch = real.__getitem__
+    if lever == "one-step":  # D's fakes are made inside the compiled step
+        import one_step
+
+        step, d_batch = one_step.OneStep(generator, discriminator), d_batches.parts
     with during or contextlib.nullcontext():
         for index in range(TRAIN_WARMUP_STEPS):
             step(*models, d_batch(index), g_batches[index])
@@ -449,6 +453,7 @@ def synthetic_source(count: int, folder: str) -> str:
 
 OURS, TEXTBOOK = "ours, default model (width 32)", "ours, textbook architecture (width 64)"
 TORCH, KERAS_IO = "PyTorch textbook loop", "keras-io textbook loop (fit/train_step)"
+ONE_STEP = "lever: one compiled step (JAX)"
 
 
 def ours_label(width: int) -> str:
@@ -533,6 +538,7 @@ def plan(args: argparse.Namespace) -> dict[str, list[tuple]]:
             ),
             ("lever: oneDNN off", "train", textbook, {"TF_ENABLE_ONEDNN_OPTS": "0"}, "ours"),
             ("lever: mixed bfloat16", "train", dict(textbook, lever="bfloat16"), None, "ours"),
+            (ONE_STEP, "train", dict(textbook, lever="one-step"), None, "ours"),
             (KERAS_IO, "keras-textbook", train, None, "keras-io"),
             (
                 "lever: keras-io loop, NCHW layout",
@@ -608,6 +614,7 @@ def ratios(summary: dict) -> list[str]:
 
     ratio(TEXTBOOK, TORCH, "ours / PyTorch textbook, same architecture (goal >= 1.3x)")
     ratio(TEXTBOOK, KERAS_IO, "ours / keras-io textbook, same architecture")
+    ratio(ONE_STEP, TORCH, "one compiled step (lever) / PyTorch textbook, same architecture")
     pipelines = [label for label in summary if label.startswith("input pipeline")]
     if pipelines:
         ratio(pipelines[-1], OURS, "input pipeline / default training (goal >= 10x)")
@@ -621,6 +628,12 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=cli.HelpFormatter,
     )
     parser.add_argument("--only", choices=STAGES, action="append", help="stage(s) to run")
+    parser.add_argument(
+        "--case",
+        action="append",
+        metavar="TEXT",
+        help="run only the cases whose label contains TEXT (repeatable)",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds (median)")
     parser.add_argument("--images", type=int, default=20_000, help="synthetic set size")
     parser.add_argument(
@@ -645,6 +658,10 @@ def main(argv: list[str] | None = None) -> int:
         case for stage, stage_cases in plan(args).items() if stage in stages for case in stage_cases
     ]
     cases = list({case[0]: case for case in cases}.values())  # a case shared by two stages
+    if args.case:
+        cases = [case for case in cases if any(text in case[0] for text in args.case)]
+        if not cases:
+            parser.error(f"--case {' '.join(args.case)}: no case of these stages matches")
     runs: dict[str, list[dict]] = {}
     skipped: dict[str, str] = {}
     for repeat in range(args.repeats):  # interleaved: every case once per round
