@@ -621,6 +621,34 @@ def ratios(summary: dict) -> list[str]:
     return lines
 
 
+def step_arguments(
+    description: str, width: int, noise_dim: int, steps: int, argv: list[str] | None
+) -> argparse.Namespace:
+    """The command line of the scripts that look inside our training step
+    (conv_profile.py, step_parts.py): the model, the batch, the steps, the data."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=cli.HelpFormatter)
+    parser.add_argument(
+        "--width", type=int, default=width, help="both networks' width; the textbook's is 64"
+    )
+    parser.add_argument(
+        "--noise-dim", type=int, default=noise_dim, help="noise size; the textbook's is 100"
+    )
+    parser.add_argument(
+        "--image-size", type=int, default=64, choices=(32, 64, 128), help="image side, pixels"
+    )
+    parser.add_argument("--batch-size", type=int, default=64, help="real images per step")
+    parser.add_argument("--steps", type=int, default=steps, help="timed steps")
+    parser.add_argument("--images", type=int, default=20_000, help="synthetic set size")
+    parser.add_argument(
+        "--data", default=str(PROJECT / "data"), help="where the synthetic set is rendered"
+    )
+    parser.add_argument("--json", help="also write the rows here")
+    args = parser.parse_args(argv)
+    if args.steps < 1:
+        parser.error(f"--steps {args.steps}: time at least one step")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],

@@ -30,8 +30,6 @@ from pathlib import Path
 
 import bench  # sets the project's import path
 
-import cli
-
 # oneDNN's problem descriptor, e.g. mb128_ic128oc256_ih16oh8kh4sh2dh0ph1_iw16ow8kw4sw2dw0pw1
 SHAPE = re.compile(
     r"mb(\d+)_(?:g\d+)?ic(\d+)oc(\d+)_ih(\d+)oh(\d+)kh(\d+)sh(\d+)\D.*"
@@ -144,28 +142,9 @@ def print_table(report: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=cli.HelpFormatter
+    args = bench.step_arguments(
+        __doc__.split("\n\n")[0], width=64, noise_dim=100, steps=10, argv=argv
     )
-    parser.add_argument(
-        "--width", type=int, default=64, help="both networks' width; the textbook's is 64"
-    )
-    parser.add_argument(
-        "--noise-dim", type=int, default=100, help="noise size; the textbook's is 100"
-    )
-    parser.add_argument(
-        "--image-size", type=int, default=64, choices=(32, 64, 128), help="image side, pixels"
-    )
-    parser.add_argument("--batch-size", type=int, default=64, help="real images per step")
-    parser.add_argument("--steps", type=int, default=10, help="timed steps")
-    parser.add_argument("--images", type=int, default=20_000, help="synthetic set size")
-    parser.add_argument(
-        "--data", default=str(bench.PROJECT / "data"), help="where the synthetic set is rendered"
-    )
-    parser.add_argument("--json", help="also write the rows here")
-    args = parser.parse_args(argv)
-    if args.steps < 1:
-        parser.error(f"--steps {args.steps}: time at least one step")
     try:
         report = profile(args)
     except bench.UnsupportedError as error:

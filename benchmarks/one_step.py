@@ -35,6 +35,8 @@ class OneStep:
         self.compiled = None
 
     def __call__(self, discriminator, d_trainer, gan, parts, g_batch) -> dict:
+        """One step; its losses, read back as the trainer reads them every step (the
+        first step's as train_step returns them, the others per model)."""
         noise, fake_attrs, half = parts
         if self.compiled is None:
             fakes = np.asarray(self.generator.predict_on_batch(noise))

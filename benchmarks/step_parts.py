@@ -31,7 +31,6 @@ from unittest import mock
 
 import bench  # sets the project's import path
 
-import cli
 import dataGens
 import dataset
 import dcgan
@@ -122,24 +121,9 @@ def print_table(report: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=cli.HelpFormatter
+    args = bench.step_arguments(
+        __doc__.split("\n\n")[0], width=32, noise_dim=64, steps=50, argv=argv
     )
-    parser.add_argument("--width", type=int, default=32, help="both networks' width")
-    parser.add_argument("--noise-dim", type=int, default=64, help="noise size")
-    parser.add_argument(
-        "--image-size", type=int, default=64, choices=(32, 64, 128), help="image side, pixels"
-    )
-    parser.add_argument("--batch-size", type=int, default=64, help="real images per step")
-    parser.add_argument("--steps", type=int, default=50, help="timed steps")
-    parser.add_argument("--images", type=int, default=20_000, help="synthetic set size")
-    parser.add_argument(
-        "--data", default=str(bench.PROJECT / "data"), help="where the synthetic set is rendered"
-    )
-    parser.add_argument("--json", help="also write the rows here")
-    args = parser.parse_args(argv)
-    if args.steps < 1:
-        parser.error(f"--steps {args.steps}: time at least one step")
     report = profile(args)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
