@@ -267,10 +267,17 @@ def measure_train(
     d_batch = d_batches.__getitem__
     if lever in ("g-once", "wrong-images"):  # these steps make their own D batches
         d_batch = real.__getitem__
-    if lever == "one-step":  # D's fakes are made inside the compiled step
-        import one_step
+    if lever == "one-step":  # dcgan.py --compiled-step; D's fakes are made inside it
+        if keras.backend.backend() != "jax":
+            raise UnsupportedError("the one compiled step is written with jax.jit")
+        import compiled_step
 
-        step, d_batch = one_step.OneStep(generator, discriminator), d_batches.parts
+        compiled = compiled_step.CompiledStep(generator, discriminator, d_trainer, gan)
+        d_batch = d_batches.parts
+
+        def step(*models_and_batches):  # the other steps' signature; it has its models
+            return compiled(*models_and_batches[-2:])
+
     with during or contextlib.nullcontext():
         for index in range(TRAIN_WARMUP_STEPS):
             step(*models, d_batch(index), g_batches[index])

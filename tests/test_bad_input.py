@@ -316,3 +316,13 @@ def test_evaluate_refuses_an_unwritable_out_before_any_work(tiny_checkpoint, tmp
     argv = ["--checkpoint", str(tiny_checkpoint), "--out", str(tmp_path / "a-file" / "eval")]
     assert evaluate.main(argv) == 2
     assert "cannot write there" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(keras.backend.backend() == "jax", reason="the flag is valid on JAX")
+def test_compiled_step_on_another_backend_is_refused(synth_root, tmp_path, capsys):
+    code = run(dcgan.main, [*tiny_run(synth_root, tmp_path / "run", 1), "--compiled-step"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("error: --compiled-step runs on the JAX backend only")
+    assert not (tmp_path / "run").exists()

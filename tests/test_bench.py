@@ -183,11 +183,11 @@ def test_step_parts_clocks_are_taken_off_after_the_steps():
 # Run with KERAS_BACKEND=jax: four steps of dcgan.train_step on one pair of models, one
 # train_step and three compiled steps on an identical pair; prints the largest weight
 # difference and the largest change any weight made, as JSON.
-ONE_STEP_CHECK = """
+COMPILED_STEP_CHECK = """
 import json, sys
 sys.path[:0] = [{project!r}, {benchmarks!r}]
 import numpy as np
-import bench, dataGens, dataset, dcgan, one_step
+import bench, compiled_step, dataGens, dataset, dcgan
 from quiet_keras import keras
 
 cache = dataset.build_cache(bench.synthetic_source(64, {data!r}), 32, progress=False)
@@ -211,9 +211,9 @@ for i in range(4):
     dcgan.train_step(d, d_trainer, gan, d_batches[i], g_batches[i])
 expected = weights(g, d)
 g, d, d_trainer, gan, d_batches, g_batches = models()
-step = one_step.OneStep(g, d)
+step = compiled_step.CompiledStep(g, d, d_trainer, gan)
 for i in range(4):
-    step(d, d_trainer, gan, d_batches.parts(i), g_batches[i])
+    step(d_batches.parts(i), g_batches[i])
 step.sync()
 got = weights(g, d)
 print(json.dumps({{
@@ -223,20 +223,20 @@ print(json.dumps({{
 """
 
 
-def test_one_compiled_step_trains_exactly_as_train_step_does(tmp_path):
-    """The one-compiled-step lever is the same step: same fakes, batches, losses,
-    optimizers, D frozen for G's update. After four steps every weight of both networks
-    matches four dcgan.train_steps' (which moved them)."""
+def test_compiled_step_trains_exactly_as_train_step_does(tmp_path):
+    """compiled_step (dcgan.py --compiled-step, bench's one-step lever) is the same step:
+    same fakes, batches, losses, optimizers, D frozen for G's update. After four steps
+    every weight of both networks matches four dcgan.train_steps' (which moved them)."""
     if importlib.util.find_spec("jax") is None:
         pytest.skip("jax is not installed: pip install -r requirements-dev.txt")
-    code = ONE_STEP_CHECK.format(
+    code = COMPILED_STEP_CHECK.format(
         project=str(PROJECT), benchmarks=str(PROJECT / "benchmarks"), data=str(tmp_path)
     )
     done = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
-        env={**os.environ, "KERAS_BACKEND": "jax"},
+        env={**os.environ, "KERAS_BACKEND": "jax", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"},
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
