@@ -23,6 +23,9 @@ The method on one screen:
   discriminator is trained through ``build_d_trainer``, the same layers with a third
   output that scores the real images' own features against the wrong attributes
   (benchmarks/NOTES.md measures it).
+* On JAX, ``--compiled-step`` runs that same step as one compiled call with the weights
+  kept on the device (compiled_step.py): the same weights, 2-3x faster on a GPU, where
+  the three Keras calls' work on the host is most of the step.
 
 Only ``keras.ops`` and layers here, so KERAS_BACKEND=jax or torch runs the same code.
 Data loading is dataset.py, the networks' inputs dataGens.py.
@@ -1061,7 +1064,7 @@ def train_parser() -> argparse.ArgumentParser:
         "--compiled-step",
         action="store_true",
         help="JAX only: run each step as one compiled call with the weights kept on the "
-        "device instead of three Keras calls; the same weights, about 2x faster on a GPU "
+        "device instead of three Keras calls; the same weights, 2-3x faster on a GPU "
         "(benchmarks/NOTES.md)",
     )
     return parser
