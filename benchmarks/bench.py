@@ -544,6 +544,13 @@ def plan(args: argparse.Namespace) -> dict[str, list[tuple]]:
                 "ours",
             ),
             ("lever: oneDNN off", "train", textbook, {"TF_ENABLE_ONEDNN_OPTS": "0"}, "ours"),
+            (
+                "lever: oneDNN's AVX2 kernels",
+                "train",
+                textbook,
+                {"ONEDNN_MAX_CPU_ISA": "AVX2"},
+                "ours",
+            ),
             ("lever: mixed bfloat16", "train", dict(textbook, lever="bfloat16"), None, "ours"),
             (ONE_STEP, "train", dict(textbook, lever="one-step"), None, "ours"),
             (KERAS_IO, "keras-textbook", train, None, "keras-io"),
