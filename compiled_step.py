@@ -45,8 +45,7 @@ class CompiledStep:
     def __call__(self, parts: tuple, g_batch: tuple) -> dict[str, float]:
         noise, fake_attrs, half = parts
         if self.compiled is None:
-            fakes = np.asarray(self.generator.predict_on_batch(noise))
-            d_batch = dataGens.discriminator_batch(half, fakes, fake_attrs)
+            d_batch = dataGens.with_fakes(parts, self.generator)
             (d_trainer, _), (gan, _) = self.trainers
             losses = dcgan.train_step(self.discriminator, d_trainer, gan, d_batch, g_batch)
             self._compile()

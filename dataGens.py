@@ -119,9 +119,7 @@ class DiscriminatorBatches(keras.utils.PyDataset):
         return len(self.real)
 
     def __getitem__(self, index: int):
-        noise, fake_attrs, half = self.parts(index)
-        fakes = self.generator.predict_on_batch(noise)
-        return discriminator_batch(half, np.asarray(fakes), fake_attrs)
+        return with_fakes(self.parts(index), self.generator)
 
     def parts(self, index: int) -> tuple[np.ndarray, np.ndarray, tuple]:
         """Batch ``index`` before the generator runs: the attribute-noise inputs of its
@@ -144,6 +142,14 @@ def real_half(images: np.ndarray, attrs: np.ndarray, rng: np.random.Generator) -
     wrong = np.concatenate([mismatched(attrs[:m], rng), attrs[m:]])
     mismatch = (np.arange(len(images)) < m).astype(np.float32)
     return images, attrs, wrong, mismatch
+
+
+def with_fakes(parts: tuple, generator: keras.Model) -> tuple:
+    """D's batch from ``DiscriminatorBatches.parts``: the generator's fakes for its
+    noise, made in inference mode, joined to the real half."""
+    noise, fake_attrs, half = parts
+    fakes = generator.predict_on_batch(noise)
+    return discriminator_batch(half, np.asarray(fakes), fake_attrs)
 
 
 def discriminator_batch(real_half: tuple, fakes: np.ndarray, fake_attrs: np.ndarray):
