@@ -260,30 +260,10 @@ def render_face(attrs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
             metal = (40, 190, 235) if rng.random() < 0.6 else (225, 225, 225)
             cv2.circle(image, (ear_x + side * 2, int(cy + 15)), 4, metal, 2, _AA)
     if a["Double_Chin"]:
-        cv2.ellipse(
-            image,
-            (int(cx), int(cy + half_h * 0.88)),
-            (int(half_w * 0.55), 12),
-            0,
-            0,
-            180,
-            shade_c,
-            -1,
-            _AA,
-        )
+        _chin(image, (cx, cy + half_h * 0.88), (half_w * 0.55, 12), (0, 180), shade_c, -1)
     cv2.ellipse(image, (int(cx), int(cy)), (int(half_w), int(half_h)), 0, 0, 360, skin_c, -1, _AA)
     if a["Double_Chin"]:
-        cv2.ellipse(
-            image,
-            (int(cx), int(cy + half_h * 0.9)),
-            (int(half_w * 0.45), 9),
-            0,
-            10,
-            170,
-            shade_c,
-            2,
-            _AA,
-        )
+        _chin(image, (cx, cy + half_h * 0.9), (half_w * 0.45, 9), (10, 170), shade_c, 2)
     _facial_hair(image, a, cx, cy, half_w, half_h, hair_c)
     _hair_front(image, a, rng, cx, cy, half_w, half_h, hair_c, skin_c)
     eye_y = cy - 10
@@ -310,6 +290,12 @@ def render_face(attrs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if a["Wearing_Hat"]:
         _hat(image, rng, cx, cy, half_w, half_h)
     return _camera(image, a, rng)
+
+
+def _chin(image, centre, axes, arc, colour, thickness: int) -> None:
+    """An arc of the chin's ellipse (the double chin's shade, then its outline)."""
+    (x, y), (half_width, height) = centre, axes
+    cv2.ellipse(image, (int(x), int(y)), (int(half_width), height), 0, *arc, colour, thickness, _AA)
 
 
 def _background(rng: np.random.Generator) -> np.ndarray:
