@@ -12,6 +12,8 @@ from __future__ import annotations
 import difflib
 import re
 
+from cli import CommandError
+
 # Column order of the official list_attr_celeba.txt; attribute vectors use this order.
 ATTRIBUTES: tuple[str, ...] = (
     "5_o_Clock_Shadow",
@@ -73,7 +75,7 @@ _NEGATION_SIGNS = ("-", "!", "~")
 _NEGATION_WORDS = ("not ", "no ", "non ")
 
 
-class SpecError(ValueError):
+class SpecError(CommandError, ValueError):
     """An attribute request that cannot be understood; the message says why."""
 
 

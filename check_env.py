@@ -8,7 +8,6 @@ install anything, download data or build caches.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import importlib.metadata
 import shutil
@@ -18,6 +17,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.version import Version
 
+import cli
 from quiet_keras import native_stderr_silenced
 
 PROJECT_DIR = Path(__file__).resolve().parent
@@ -82,7 +82,7 @@ def accelerators(backend: str) -> list[str]:
 
 def check_data(data_dir: str | None) -> tuple[bool, str]:
     """Whether the data root (given, default CelebA, or synthetic default) is usable."""
-    import dataset
+    import dataset  # here, once the packages it imports are known to be installed
 
     root = Path(data_dir) if data_dir else dataset.DEFAULT_CELEBA_DIR
     if data_dir is None and not root.exists():
@@ -107,16 +107,13 @@ def free_gb(path: Path) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    parser = cli.parser(None, __doc__.split("\n\n")[0])
     parser.add_argument(
         "--requirements",
         default=str(PROJECT_DIR / "requirements.txt"),
         help="requirements file to check against",
     )
-    parser.add_argument("--data-dir", help="CelebA root to check (default: data/celeba)")
+    cli.add_data_dir(parser)
     args = parser.parse_args(argv)
     problems: list[str] = []
 

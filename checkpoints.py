@@ -13,7 +13,7 @@ killed at any moment leaves either the previous checkpoint or the new one, never
 one, and a damaged file (truncated copy, full disk) is caught by the manifest before it
 is loaded: ``find`` then falls back to the newest intact checkpoint and says so.
 
-What goes into a checkpoint (models, arrays, state) is dcgan.py's business; this module
+What goes into a checkpoint (models, arrays, state) is runs.py's business; this module
 does not know about GANs.
 """
 
@@ -29,12 +29,14 @@ from pathlib import Path
 
 import numpy as np
 
+from cli import CommandError
+
 POINTERS = ("LATEST", "BEST", "GOOD")
 MANIFEST = "manifest.json"
 STATE = "state.json"
 
 
-class CheckpointError(Exception):
+class CheckpointError(CommandError):
     """A checkpoint cannot be written or read; the message says what to do."""
 
 

@@ -1,6 +1,6 @@
-"""Our training step as one compiled JAX call: ``dcgan.py --compiled-step``.
+"""Our training step as one compiled JAX call: ``dcgan.py --compiled-step`` (training.py).
 
-``dcgan.train_step`` makes three Keras calls per step (the generator's predict for the
+``models.train_step`` makes three Keras calls per step (the generator's predict for the
 discriminator's fakes, D's ``train_on_batch``, the stacked model's ``train_on_batch``),
 and on a GPU each costs milliseconds of work on the host whatever the model's size
 (benchmarks/NOTES.md, "GPU"). ``CompiledStep`` runs the same step - the same fakes
@@ -19,14 +19,14 @@ from __future__ import annotations
 import numpy as np
 
 import dataGens
-import dcgan
+import models
 from quiet_keras import keras
 
 
 class CompiledStep:
-    """``step(parts, g_batch)`` -> the losses ``dcgan.train_step`` returns, with
+    """``step(parts, g_batch)`` -> the losses ``models.train_step`` returns, with
     ``parts`` from ``DiscriminatorBatches.parts`` for D's batch. The first call is
-    ``dcgan.train_step`` itself, which builds the optimizers' variables; the later ones
+    ``models.train_step`` itself, which builds the optimizers' variables; the later ones
     run compiled."""
 
     def __init__(
@@ -47,7 +47,7 @@ class CompiledStep:
         if self.compiled is None:
             d_batch = dataGens.with_fakes(parts, self.generator)
             (d_trainer, _), (gan, _) = self.trainers
-            losses = dcgan.train_step(self.discriminator, d_trainer, gan, d_batch, g_batch)
+            losses = models.train_step(self.discriminator, d_trainer, gan, d_batch, g_batch)
             self._compile()
             return losses
         import jax
@@ -57,7 +57,7 @@ class CompiledStep:
         d_batch = dataGens.discriminator_batch(half, slot, fake_attrs)
         self.values, logs = self.compiled(self.values, noise, d_batch, g_batch)
         d_logs, g_logs = jax.device_get(logs)  # one copy back per step, as the trainer reads
-        return dcgan.step_losses(d_logs, g_logs, d_batch[2])
+        return models.step_losses(d_logs, g_logs, d_batch[2])
 
     def sync(self) -> None:
         """Writes the device values back into the Keras variables, as copies: Keras'
@@ -77,7 +77,7 @@ class CompiledStep:
         for model, d_trainable in self.trainers:
             for group in self._groups(model, d_trainable):
                 unique.update((id(v), v) for v in group)
-        dcgan.set_trainable(self.discriminator, True)
+        models.set_trainable(self.discriminator, True)
         self.variables = list(unique.values())
         self.slot = {key: i for i, key in enumerate(unique)}
         self.values = [jnp.array(v.value) for v in self.variables]  # copies: donated below
@@ -85,7 +85,7 @@ class CompiledStep:
 
     def _groups(self, model: keras.Model, d_trainable: bool) -> tuple[list, ...]:
         """The variable lists of a Keras JAX train_step's state, in its order."""
-        dcgan.set_trainable(self.discriminator, d_trainable)
+        models.set_trainable(self.discriminator, d_trainable)
         return (
             model.trainable_variables,
             model.non_trainable_variables,
@@ -121,5 +121,5 @@ class CompiledStep:
             for group, new in zip(groups, state):
                 for variable, value in zip(group, new):
                     values[self.slot[id(variable)]] = value
-        dcgan.set_trainable(self.discriminator, True)
+        models.set_trainable(self.discriminator, True)
         return values, logs

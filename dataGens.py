@@ -9,12 +9,12 @@
   the attributes of a request such as ``"Smiling,Eyeglasses,-Male"`` and draws the
   others from the data rows that agree with it.
 * ``DiscriminatorBatches`` and ``GeneratorBatches``: ``keras.utils.PyDataset``
-  sequences for ``d_trainer.train_on_batch`` (dcgan.build_d_trainer) and
+  sequences for ``d_trainer.train_on_batch`` (models.build_d_trainer) and
   ``gan.train_on_batch``.
 
 Everything random here is drawn from ``numpy.random.default_rng([seed, ...])`` keyed by
 epoch and batch, so a batch is the same whoever asks for it and in whatever order. The
-models themselves live in dcgan.py; the images in dataset.py.
+models themselves live in models.py; the images in dataset.py.
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ def discriminator_batch(real_half: tuple, fakes: np.ndarray, fake_attrs: np.ndar
     generated ones with the attributes they were made for (face target 0). The
     attribute head learns from real images only, so its weight is 0 on generated ones,
     and 2 on the real images in a wrong-attribute pair too: each pair counts, as when
-    the pairs were separate images (dcgan.build_d_trainer)."""
+    the pairs were separate images (models.build_d_trainer)."""
     images, attrs, wrong, mismatch = real_half
     n, k = len(images), len(fakes)
     face = np.concatenate([np.full(n, REAL), np.full(k, FAKE)]).astype(np.float32)
@@ -222,6 +222,13 @@ class GeneratorBatches(keras.utils.PyDataset):
 
     def on_epoch_end(self) -> None:
         self.epoch += 1
+
+
+def flipped(attrs: np.ndarray, name: str) -> np.ndarray:
+    """``attrs`` with attribute ``name`` switched in every row."""
+    switched = attrs.copy()
+    switched[:, INDEX[name]] = 1 - switched[:, INDEX[name]]
+    return switched
 
 
 def describe(attrs: np.ndarray, names: tuple[str, ...] = ATTRIBUTES) -> str:

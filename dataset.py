@@ -21,7 +21,7 @@ The crop (``CROP``) is a square of 148/178 of the image width whose top-left cor
 at (15/178 of the width, 40/218 of the height): the face region used by most CelebA
 GANs, scaled to each image's own size so that a half-resolution copy crops the same
 region. It is not where the synthetic faces are drawn (synth_faces.py) nor where the
-models live (dcgan.py).
+models live (models.py).
 
 Command line: ``python dataset.py prepare|info|synth --help``.
 """
@@ -46,14 +46,15 @@ import pandas as pd
 from tqdm import tqdm
 
 import cli
+import synth_faces
 from attributes import ATTRIBUTES
+from config import IMAGE_SIZES, check_image_size
 from quiet_keras import keras
 
 PROJECT_DIR = Path(__file__).resolve().parent
 DEFAULT_CELEBA_DIR = PROJECT_DIR / "data" / "celeba"
 DEFAULT_SYNTH_DIR = PROJECT_DIR / "data" / "synthetic"
 DEFAULT_CACHE_DIR = PROJECT_DIR / "cache"
-IMAGE_SIZES = (32, 64, 128)
 SPLITS = {"train": 0, "val": 1, "test": 2}
 NO_PARTITION = -1
 # Crop box as fractions of (width, height) of the 178x218 aligned image: left, top, side.
@@ -61,7 +62,7 @@ CROP = (15 / 178, 40 / 218, 148 / 178)
 CACHE_VERSION = 1
 
 
-class DataError(Exception):
+class DataError(cli.CommandError):
     """Input data that cannot be used; the message names the file, line and fix."""
 
 
@@ -410,8 +411,7 @@ def build_cache(
 
     ``cache_root`` defaults to $FACEGAN_CACHE_DIR, else ``cache/`` in the project."""
     cache_root = cache_root or os.environ.get("FACEGAN_CACHE_DIR") or DEFAULT_CACHE_DIR
-    if image_size not in IMAGE_SIZES:
-        raise DataError(f"--image-size {image_size} is not supported; use 32, 64 or 128")
+    check_image_size(image_size)
     index = scan(root)
     target = cache_dir_for(root, image_size, Path(cache_root))
     fingerprint = _fingerprint(index, image_size)
@@ -628,8 +628,6 @@ def resolve_data_dir(data_dir: str | os.PathLike | None, synth_count: int | None
         DEFAULT_CELEBA_DIR / "list_attr_celeba.csv"
     ).is_file():
         return DEFAULT_CELEBA_DIR
-    import synth_faces
-
     count = synth_count or synth_faces.DEFAULT_COUNT
     print(
         f"No CelebA at {_shown(DEFAULT_CELEBA_DIR)}: using the built-in synthetic faces in "
@@ -663,22 +661,16 @@ def _info(cache: Cache) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=cli.HelpFormatter,
-    )
+    parser = cli.parser(None, __doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     for name, text in (
         ("prepare", "build (or reuse) the preprocessed cache of a CelebA root"),
         ("info", "counts per split, skipped files and the 40 attribute frequencies"),
     ):
         sub = commands.add_parser(
-            name,
-            help=text,
-            description=text,
-            formatter_class=cli.HelpFormatter,
+            name, help=text, description=text, formatter_class=cli.HelpFormatter
         )
-        sub.add_argument("--data-dir", help="CelebA root (default: data/celeba, else synthetic)")
+        cli.add_data_dir(sub)
         sub.add_argument("--image-size", type=int, default=64, choices=IMAGE_SIZES)
         sub.add_argument(
             "--cache-dir",
@@ -697,28 +689,30 @@ def main(argv: list[str] | None = None) -> int:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--workers", type=int, default=os.cpu_count(), help="render processes")
     args = parser.parse_args(argv)
-    try:
-        if args.command == "synth":
-            import synth_faces
+    return cli.run(lambda: _synth(args) if args.command == "synth" else _prepare(args))
 
-            count = args.count or synth_faces.DEFAULT_COUNT
-            if count <= 0:
-                raise DataError(f"--count {count}: give a positive number of images")
-            started = time.perf_counter()
-            synth_faces.write_dataset(args.out, count, args.seed, args.workers)
-            seconds = time.perf_counter() - started
-            print(f"wrote {count} synthetic faces to {args.out} ({count / seconds:.0f} images/s)")
-            return 0
-        root = resolve_data_dir(args.data_dir)
-        cache = build_cache(root, args.image_size, args.cache_dir, args.workers)
-        if args.command == "info":
-            _info(cache)
-        else:
-            print(summary_line(cache))
-            print(f"cache: {cache.path}")
-    except DataError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+
+def _synth(args: argparse.Namespace) -> int:
+    count = args.count or synth_faces.DEFAULT_COUNT
+    if count <= 0:
+        raise DataError(f"--count {count}: give a positive number of images")
+    started = time.perf_counter()
+    synth_faces.write_dataset(args.out, count, args.seed, args.workers)
+    seconds = time.perf_counter() - started
+    print(f"wrote {count} synthetic faces to {args.out} ({count / seconds:.0f} images/s)")
+    return 0
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    """prepare and info: build or reuse the cache, then describe it."""
+    cache = build_cache(
+        resolve_data_dir(args.data_dir), args.image_size, args.cache_dir, args.workers
+    )
+    if args.command == "info":
+        _info(cache)
+    else:
+        print(summary_line(cache))
+        print(f"cache: {cache.path}")
     return 0
 
 

@@ -20,7 +20,8 @@
     python evaluate.py train-classifier --image-size 64  # the classifier alone
 
 ``TrainingMonitor`` is the cheap subset that ``dcgan.py --eval-every`` logs. This module
-does not train the GAN (dcgan.py) or read CelebA itself (dataset.py).
+does not train the GAN (training.py) or read CelebA itself (dataset.py); its pictures are
+figures.py's.
 """
 
 from __future__ import annotations
@@ -31,15 +32,17 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
 
 import checkpoints
 import cli
 import dataset
 import feature_distances
+import figures
+import runs
 import synth_faces
 from attributes import ATTRIBUTES, NUM_ATTRIBUTES
-from dataGens import AttributeSampler, attribute_noise, sample_noise
+from config import IMAGE_SIZES
+from dataGens import AttributeSampler, attribute_noise, flipped, sample_noise
 from quiet_keras import keras
 
 layers = keras.layers
@@ -239,11 +242,10 @@ def flip_rates(
     noise = sample_noise(count, noise_dim, rng)
     base = classify(classifier, faces_for(generator, attrs, noise))
     rates = np.zeros(NUM_ATTRIBUTES)
-    for k in range(NUM_ATTRIBUTES):
-        flipped = attrs.copy()
-        flipped[:, k] = 1 - flipped[:, k]
-        after = classify(classifier, faces_for(generator, flipped, noise))[:, k]
-        rates[k] = np.mean((after != base[:, k]) & (after == flipped[:, k].astype(bool)))
+    for k, name in enumerate(ATTRIBUTES):
+        switched = flipped(attrs, name)
+        after = classify(classifier, faces_for(generator, switched, noise))[:, k]
+        rates[k] = np.mean((after != base[:, k]) & (after == switched[:, k].astype(bool)))
     return rates
 
 
@@ -345,9 +347,7 @@ def evaluate(
 ) -> tuple[dict, np.ndarray, np.ndarray]:
     """(report, requested attributes, generated images). ``inception`` is what
     ``load_inception`` returns."""
-    import dcgan
-
-    generator, _, state, data_rows, _ = dcgan.load_checkpoint(checkpoint, compile=False)
+    generator, _, state, data_rows, _ = runs.load_checkpoint(checkpoint, compile=False)
     noise_dim = state["settings"]["noise_dim"]
     ceiling = real_ceiling(classifier, cache)
     attrs, images = requested_faces(generator, data_rows, noise_dim, count, seed)
@@ -484,33 +484,13 @@ def print_table(report: dict) -> None:
     print(f"({report['distances']['classifier']['images']} images per set)")
 
 
-def plot_accuracy(report: dict, path: Path) -> None:
-    import dcgan
-
-    names = list(report["attributes"])
-    generated = [report["attributes"][n]["generated_balanced"] for n in names]
-    real = [report["attributes"][n]["real_balanced"] for n in names]
-    fig = Figure(figsize=(12, 4.5))
-    ax = fig.subplots()
-    x = np.arange(len(names))
-    ax.bar(x - 0.2, real, 0.4, label="real held-out faces (ceiling)", color="tab:gray")
-    ax.bar(x + 0.2, generated, 0.4, label="generated faces, as requested", color="tab:blue")
-    ax.axhline(0.5, color="black", linewidth=0.6, linestyle=":")
-    ax.set_xticks(x, names, rotation=90, fontsize=7)
-    ax.set_ylabel("balanced accuracy")
-    ax.set_ylim(0, 1)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    dcgan.save_figure(fig, path)
-
-
 def write_outputs(report: dict, attrs: np.ndarray, images: np.ndarray, out: Path) -> None:
     """report.json, the accuracy chart and the scored faces (generated.npz: uint8
     images and the attributes requested for each, for re-scoring them elsewhere), each
     written atomically."""
     with checkpoints.replacing(out / "generated.npz") as partial, open(partial, "wb") as handle:
         np.savez_compressed(handle, images=dataset.to_uint8(images), attributes=attrs)
-    plot_accuracy(report, out / "attribute_accuracy.png")
+    figures.plot_accuracy(report, out / "attribute_accuracy.png")
     with checkpoints.replacing(out / "report.json") as partial:
         partial.write_text(json.dumps(report, indent=2))
 
@@ -519,20 +499,21 @@ def write_outputs(report: dict, attrs: np.ndarray, images: np.ndarray, out: Path
 
 
 def evaluate_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="evaluate.py",
-        description=__doc__.split("\n\n")[0]
+    parser = cli.parser(
+        "evaluate.py",
+        __doc__.split("\n\n")[0]
         + " (To train the attribute classifier alone: evaluate.py train-classifier --help)",
-        formatter_class=cli.HelpFormatter,
     )
     parser.add_argument(
         "--checkpoint",
         default="runs/dcgan",
         help="run folder, checkpoint folder or generator.keras",
     )
-    parser.add_argument("--data-dir", help="CelebA root (default: data/celeba, else synthetic)")
+    cli.add_data_dir(parser)
     parser.add_argument("--classifier", help="a trained classifier .keras (default: cached)")
-    parser.add_argument("--count", type=_at_least_2, default=2000, help="generated faces to score")
+    parser.add_argument(
+        "--count", type=cli.at_least_2, default=2000, help="generated faces to score"
+    )
     parser.add_argument(
         "--inception-weights",
         default="imagenet",
@@ -547,23 +528,22 @@ def evaluate_parser() -> argparse.ArgumentParser:
 
 
 def classifier_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="evaluate.py train-classifier",
-        description="Train the attribute classifier on the training split and print its "
+    parser = cli.parser(
+        "evaluate.py train-classifier",
+        "Train the attribute classifier on the training split and print its "
         "accuracy on held-out real faces (the ceiling for generated ones).",
-        formatter_class=cli.HelpFormatter,
     )
-    parser.add_argument("--data-dir", help="CelebA root (default: data/celeba, else synthetic)")
+    cli.add_data_dir(parser)
     parser.add_argument(
         "--image-size",
         type=int,
         default=64,
-        choices=dataset.IMAGE_SIZES,
+        choices=IMAGE_SIZES,
         help="image side in pixels: the GAN's",
     )
     parser.add_argument(
         "--epochs",
-        type=_at_least_2,
+        type=cli.at_least_2,
         help=f"training epochs (default: enough for {CLASSIFIER_STEPS} batches of 128, "
         "and at least 6)",
     )
@@ -571,25 +551,11 @@ def classifier_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _at_least_2(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 2")
-    return value
-
-
 def run_evaluation(args: argparse.Namespace) -> int:
-    import dcgan
-
-    folder = checkpoints.find(args.checkpoint)
-    if folder is None:
-        raise dcgan.UsageError(f"--checkpoint {args.checkpoint}: no checkpoint there")
-    out = dcgan.writable_folder(args.out)
+    folder = runs.find_checkpoint(args.checkpoint)
+    out = cli.writable_folder(args.out)
     inception = load_inception(args.inception_weights)
-    state = json.loads((folder / "state.json").read_text())
+    state = runs.read_state(folder)
     root = dataset.resolve_data_dir(args.data_dir)
     cache = dataset.build_cache(root, state["settings"]["image_size"])
     classifier = load_or_train_classifier(cache, args.classifier)
@@ -613,21 +579,11 @@ def run_classifier_training(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    import dcgan
-
-    try:
-        if argv[:1] == ["train-classifier"]:
-            return run_classifier_training(classifier_parser().parse_args(argv[1:]))
-        return run_evaluation(evaluate_parser().parse_args(argv))
-    except (
-        dcgan.UsageError,
-        dataset.DataError,
-        checkpoints.CheckpointError,
-        feature_distances.WeightsError,
-    ) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return cli.main(
+        argv,
+        cli.Command(evaluate_parser, run_evaluation),
+        {"train-classifier": cli.Command(classifier_parser, run_classifier_training)},
+    )
 
 
 if __name__ == "__main__":

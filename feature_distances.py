@@ -24,13 +24,14 @@ from pathlib import Path
 import numpy as np
 from scipy import linalg
 
+from cli import CommandError
 from quiet_keras import keras
 
 INCEPTION_SIZE = 299
 INCEPTION_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
 
 
-class WeightsError(Exception):
+class WeightsError(CommandError):
     """The Inception weights can be neither loaded nor downloaded."""
 
 

@@ -25,7 +25,6 @@ import contextlib
 import functools
 import importlib
 import json
-import math
 import os
 import platform
 import resource
@@ -34,33 +33,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 
+from flops import SCHEDULES, forward_flops, training_flops
+
 import cli  # after the path is set
-
-# Work per real image of one training step, in forward passes of each network: "train"
-# is forward + backward for inputs and weights (3 forward passes' FLOPs), "through" is
-# forward + backward for inputs only (2: gradients flow to G through a frozen D),
-# "forward" is inference. ours' D share is read from its batches (n real and n fake:
-# 2; the wrong-attribute pairs reuse the real images' features) and so is whether G
-# predicts D's fakes (all but one lever); the others' from their loops.
-PASS_COST = {"forward": 1, "through": 2, "train": 3}
-SCHEDULES = {
-    # G predicts D's fakes, then trains inside the stacked model through a frozen D.
-    "ours": {"generator": {"forward": 1, "train": 1}, "discriminator": {"through": 1}},
-    # G runs once; D trains on real, on fake.detach(), and the G step's backward also
-    # computes D's weight gradients (then discarded by zero_grad).
-    "torch": {"generator": {"train": 1}, "discriminator": {"train": 3}},
-    # keras-io: G runs for D's fakes, then again under the G tape.
-    "keras-io": {
-        "generator": {"forward": 1, "train": 1},
-        "discriminator": {"train": 2, "through": 1},
-    },
-}
-
+from config import DEFAULTS
 
 TRAIN_WARMUP_STEPS = 3  # untimed steps first: they trace the train functions
 
@@ -76,39 +58,6 @@ def timed_runs(runs: list, warmup: int, steps: int, what: str) -> tuple[int, lis
 
 class UnsupportedError(Exception):
     """A case this backend or environment cannot run; the reason is printed."""
-
-
-def forward_flops(model) -> int:
-    """2 x multiply-adds of one image's forward pass through a Keras model's Dense,
-    convolution and projection kernels (elementwise work and BatchNorm left out, as is
-    usual): kernel size times the positions it is applied at."""
-    total = 0
-    for layer in _leaves(model):
-        kernel = next((w for w in layer.weights if w.name in ("kernel", "embedding")), None)
-        if kernel is None:
-            continue
-        positions = 1
-        if hasattr(layer, "kernel_size"):  # convolutions: output positions; transposed
-            # ones scatter the kernel from each input position
-            shape = layer.input.shape if "Transpose" in type(layer).__name__ else layer.output.shape
-            first = layer.data_format == "channels_first"
-            positions = math.prod(shape[2:] if first else shape[1:-1])
-        total += positions * math.prod(kernel.shape)
-    return 2 * total
-
-
-def _leaves(model):
-    for layer in model.layers:
-        yield from _leaves(layer) if hasattr(layer, "layers") else (layer,)
-
-
-def training_flops(schedule: dict, flops: dict) -> float:
-    """FLOPs per real image of one training step: passes x cost x forward FLOPs."""
-    return sum(
-        count * PASS_COST[kind] * flops[network]
-        for network, passes in schedule.items()
-        for kind, count in passes.items()
-    )
 
 
 def peak_rss_mb() -> float:
@@ -231,7 +180,7 @@ def measure_train(
     lever: str = "",
     during: contextlib.AbstractContextManager | None = None,
 ) -> dict:
-    """Real images per second through ``dcgan.train_step`` (one D and one stacked-G
+    """Real images per second through ``models.train_step`` (one D and one stacked-G
     ``train_on_batch``, as in training), after warm-up steps that trace the train
     functions. ``lever`` changes one thing, for benchmarks/NOTES.md; ``during`` is
     entered around the steps, warm-up included (step_parts.py's clocks)."""
@@ -239,30 +188,30 @@ def measure_train(
 
     import dataGens
     import dataset
-    import dcgan
+    import models
     from quiet_keras import keras
 
     if lever == "bfloat16":
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     cache = dataset.build_cache(source, image_size, progress=False)
     real = dataset.CelebaBatches(cache, "train", batch_size, seed=0, flip=True)
-    d = dcgan.DEFAULTS
-    generator = dcgan.build_generator(image_size, noise_dim, width)
-    discriminator = dcgan.build_discriminator(image_size, width)
-    d_trainer = dcgan.build_d_trainer(discriminator)
+    d = DEFAULTS
+    generator = models.build_generator(image_size, noise_dim, width)
+    discriminator = models.build_discriminator(image_size, width)
+    d_trainer = models.build_d_trainer(discriminator)
     gan = (
         gan_keeping_images(generator, discriminator, batch_size)
         if lever == "g-once"
-        else dcgan.build_gan(generator, discriminator)
+        else models.build_gan(generator, discriminator)
     )
-    dcgan.compile_models(generator, discriminator, d_trainer, gan, d["lr"], d["beta1"])
+    models.compile_models(generator, discriminator, d_trainer, gan, d.lr, d.beta1)
     if lever == "xla":
         for model in (generator, d_trainer, gan):
             model.jit_compile = True
     sampler = dataGens.AttributeSampler("dataset", cache.attributes[real.rows])
     d_batches = dataGens.DiscriminatorBatches(real, generator, sampler, noise_dim, 0)
     g_batches = dataGens.GeneratorBatches(sampler, batch_size, len(real), noise_dim, 0)
-    step = LEVER_STEPS.get(lever, dcgan.train_step)
+    step = LEVER_STEPS.get(lever, models.train_step)
     models = (discriminator, d_trainer, gan)
     d_batch = d_batches.__getitem__
     if lever in ("g-once", "wrong-images"):  # these steps make their own D batches
@@ -300,10 +249,10 @@ def measure_train(
 
 
 def gan_keeping_images(generator, discriminator, batch_size: int):
-    """dcgan.build_gan with a layer that keeps the images of the last training batch,
+    """models.build_gan with a layer that keeps the images of the last training batch,
     so the discriminator can train on them without running G again (the "G once"
     lever: ``train_on_batch`` returns only losses)."""
-    import dcgan
+    from attributes import NUM_ATTRIBUTES
     from quiet_keras import keras
 
     class LastBatch(keras.layers.Layer):
@@ -319,7 +268,7 @@ def gan_keeping_images(generator, discriminator, batch_size: int):
 
     inputs = keras.Input(generator.input_shape[1:])
     images = LastBatch(name="generated")(generator(inputs))
-    outputs = discriminator([images, inputs[:, : dcgan.NUM_ATTRIBUTES]])
+    outputs = discriminator([images, inputs[:, :NUM_ATTRIBUTES]])
     return keras.Model(inputs, outputs)
 
 
@@ -329,12 +278,12 @@ def g_once_step(discriminator, d_trainer, gan, real, g_batch) -> None:
     import numpy as np
 
     import dataGens
-    import dcgan
+    import models
     from quiet_keras import keras
 
-    dcgan.set_trainable(discriminator, False)
+    models.set_trainable(discriminator, False)
     gan.train_on_batch(*g_batch)
-    dcgan.set_trainable(discriminator, True)
+    models.set_trainable(discriminator, True)
     fakes = keras.ops.convert_to_numpy(gan.get_layer("generated").images)
     half = dataGens.real_half(*real, np.random.default_rng(0))
     inputs, targets, weights = dataGens.discriminator_batch(half, fakes, g_batch[1]["attributes"])
@@ -342,12 +291,12 @@ def g_once_step(discriminator, d_trainer, gan, real, g_batch) -> None:
 
 
 def wrong_images_step(discriminator, d_trainer, gan, real, g_batch) -> None:
-    """dcgan.train_step with the wrong-attribute pairs as m more images through D's
+    """models.train_step with the wrong-attribute pairs as m more images through D's
     convolutions (the design before build_d_trainer): same cost as then."""
     import numpy as np
 
     import dataGens
-    import dcgan
+    import models
 
     images, attrs, wrong, mismatch = dataGens.real_half(*real, np.random.default_rng(0))
     m = int(mismatch.sum())
@@ -355,28 +304,28 @@ def wrong_images_step(discriminator, d_trainer, gan, real, g_batch) -> None:
     real_half = (np.concatenate([images, images[:m]]), shown, shown, np.zeros(len(shown)))
     fakes = gan.get_layer("generator").predict_on_batch(g_batch[0])
     d_batch = dataGens.discriminator_batch(real_half, fakes, g_batch[1]["attributes"])
-    dcgan.train_step(discriminator, d_trainer, gan, d_batch, g_batch)
+    models.train_step(discriminator, d_trainer, gan, d_batch, g_batch)
 
 
 def split_d_step(discriminator, d_trainer, gan, d_batch, g_batch) -> None:
-    """dcgan.train_step with D's real and generated parts as two batches, as the
+    """models.train_step with D's real and generated parts as two batches, as the
     textbook loops do (the "one batch" lever of NOTES.md)."""
     import numpy as np
 
-    import dcgan
+    import models
 
     inputs, targets, weights = d_batch
     n = len(inputs[0]) // 2
     for part in (np.arange(n), np.arange(n, 2 * n)):
-        dcgan.set_trainable(discriminator, True)
+        models.set_trainable(discriminator, True)
         d_trainer.train_on_batch(
             [x[part] for x in inputs],
             {k: v[part] for k, v in targets.items()},
             sample_weight={k: v[part] for k, v in weights.items()},
         )
-    dcgan.set_trainable(discriminator, False)
+    models.set_trainable(discriminator, False)
     gan.train_on_batch(*g_batch)
-    dcgan.set_trainable(discriminator, True)
+    models.set_trainable(discriminator, True)
 
 
 LEVER_STEPS = {"split-d": split_d_step, "g-once": g_once_step, "wrong-images": wrong_images_step}
@@ -387,10 +336,10 @@ def measure_generate(image_size: int, width: int, count: int, batch_size: int = 
     import numpy as np
 
     import dataGens
-    import dcgan
+    import models
 
-    noise_dim = dcgan.DEFAULTS["noise_dim"]
-    generator = dcgan.build_generator(image_size, noise_dim, width)
+    noise_dim = DEFAULTS.noise_dim
+    generator = models.build_generator(image_size, noise_dim, width)
     rng = np.random.default_rng(0)
     attrs = dataGens.AttributeSampler("uniform").sample(count, rng)
     inputs = dataGens.attribute_noise(attrs, noise_dim, rng)
@@ -408,6 +357,9 @@ def measure_textbook(module: str, **kwargs) -> dict:
         textbook = importlib.import_module(module)
     except ModuleNotFoundError as error:
         raise UnsupportedError(f"{error}; pip install -r benchmarks/requirements.txt") from None
+    why = textbook.unsupported()
+    if why:
+        raise UnsupportedError(why)
     result = textbook.measure(**kwargs)
     return rate(result.pop("images"), result.pop("seconds"), **result)
 
@@ -633,6 +585,30 @@ def ratios(summary: dict) -> list[str]:
     if pipelines:
         ratio(pipelines[-1], OURS, "input pipeline / default training (goal >= 10x)")
     return lines
+
+
+def step_report(
+    description: str,
+    profile: Callable[[argparse.Namespace], dict],
+    print_table: Callable[[dict], None],
+    argv: list[str] | None,
+    width: int = 32,
+    noise_dim: int = 64,
+    steps: int = 10,
+) -> int:
+    """main() of the scripts that look inside our training step: parse the command
+    line, profile, write the JSON asked for, print the table (exit 2, saying why, for
+    a backend the profile cannot run on)."""
+    args = step_arguments(description, width, noise_dim, steps, argv)
+    try:
+        report = profile(args)
+    except UnsupportedError as error:
+        print(f"{Path(sys.argv[0]).stem}: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    print_table(report)
+    return 0
 
 
 def step_arguments(

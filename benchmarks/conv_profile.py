@@ -19,14 +19,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
-import json
 import os
 import re
 import sys
 import tempfile
 from collections import defaultdict
 from collections.abc import Iterator
-from pathlib import Path
 
 import bench  # sets the project's import path
 
@@ -39,7 +37,7 @@ SHAPE = re.compile(
 
 def parse_line(line: str) -> tuple[str, str, int, float] | None:
     """(direction, shape, FLOPs, milliseconds) of one oneDNN convolution run, or None
-    for any other line. FLOPs are 2 x multiply-adds, as bench.forward_flops counts."""
+    for any other line. FLOPs are 2 x multiply-adds, as flops.forward_flops counts."""
     fields = line.strip().split(",")
     if fields[0] != "onednn_verbose" or fields[3:6] != ["exec", "cpu", "convolution"]:
         return None
@@ -142,18 +140,8 @@ def print_table(report: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = bench.step_arguments(
-        __doc__.split("\n\n")[0], width=64, noise_dim=100, steps=10, argv=argv
-    )
-    try:
-        report = profile(args)
-    except bench.UnsupportedError as error:
-        print(f"conv_profile: {error}", file=sys.stderr)
-        return 2
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
-    print_table(report)
-    return 0
+    description = __doc__.split("\n\n")[0]
+    return bench.step_report(description, profile, print_table, argv, width=64, noise_dim=100)
 
 
 if __name__ == "__main__":

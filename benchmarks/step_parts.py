@@ -1,7 +1,7 @@
 """Where our training step's time goes, part by part: the Keras calls and the batches.
 
 Runs our trainer (bench.measure_train) with a clock around each piece of
-``dcgan.train_step`` and of the batches it is fed: every model's ``train_on_batch`` and
+``models.train_step`` and of the batches it is fed: every model's ``train_on_batch`` and
 ``predict_on_batch`` (the discriminator's, the stacked generator's, the generator's
 predict for D's fakes), the real batch read from the cache, the discriminator batch's
 assembly, attribute and noise sampling, and setting D's ``trainable`` flag. The rest
@@ -21,19 +21,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import json
 import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from unittest import mock
 
 import bench  # sets the project's import path
 
 import dataGens
 import dataset
-import dcgan
+import models
 from quiet_keras import keras
 
 # (owner, attribute, label); a label with {model} names the model that was called.
@@ -45,7 +43,7 @@ TIMED = (
     (dataGens, "discriminator_batch", "D batch: wrong attributes, targets, weights"),
     (dataGens.AttributeSampler, "sample", "attributes and noise sampled"),
     (dataGens, "attribute_noise", "attributes and noise sampled"),
-    (dcgan, "set_trainable", "set_trainable (D's flag)"),
+    (models, "set_trainable", "set_trainable (D's flag)"),
 )
 
 
@@ -121,14 +119,8 @@ def print_table(report: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = bench.step_arguments(
-        __doc__.split("\n\n")[0], width=32, noise_dim=64, steps=50, argv=argv
-    )
-    report = profile(args)
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
-    print_table(report)
-    return 0
+    description = __doc__.split("\n\n")[0]
+    return bench.step_report(description, profile, print_table, argv, steps=50)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import time
 
+from flops import forward_flops
+
+import dataset
 from attributes import NUM_ATTRIBUTES
 from quiet_keras import keras
 
@@ -120,16 +123,17 @@ class BatchClock(keras.callbacks.Callback):
             self.started = time.perf_counter()
 
 
+def unsupported() -> str | None:
+    """Why this loop cannot run on the current backend, or None."""
+    if keras.backend.backend() != "tensorflow":
+        return "keras-io's train_step pattern uses tf.GradientTape"
+    return None
+
+
 def measure(
     source: str, image_size: int, batch_size: int, steps: int, data_format: str = "channels_last"
 ) -> dict:
     """Real images per second through ``fit`` on the keras-io pattern, after warm-up."""
-    import bench  # for the FLOP counter
-
-    import dataset
-
-    if keras.backend.backend() != "tensorflow":
-        raise bench.UnsupportedError("keras-io's train_step pattern uses tf.GradientTape")
     keras.utils.set_random_seed(0)
     generator, discriminator = build_generator(data_format), build_discriminator(data_format)
     gan = GAN(discriminator, generator, data_format)
@@ -148,8 +152,8 @@ def measure(
         "images": steps * batch_size,
         "seconds": seconds,
         "flops": {
-            "generator": bench.forward_flops(generator),
-            "discriminator": bench.forward_flops(discriminator),
+            "generator": forward_flops(generator),
+            "discriminator": forward_flops(discriminator),
         },
         "version": f"keras {keras.__version__} ({keras.backend.backend()})",
     }

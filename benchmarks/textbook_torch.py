@@ -98,6 +98,11 @@ def forward_flops(module: nn.Module, example: torch.Tensor) -> int:
     return 2 * total
 
 
+def unsupported() -> str | None:
+    """None: this loop runs whatever the Keras backend (it does not use Keras)."""
+    return None
+
+
 def measure(source: str, image_size: int, batch_size: int, steps: int) -> dict:
     """Real images per second through the example's loop, after warm-up steps; with the
     forward FLOPs of one image through each network."""

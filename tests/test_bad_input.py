@@ -194,6 +194,11 @@ def foreign_folder(tmp: Path) -> Path:
     return folder
 
 
+def training(*flags: str):
+    """A case's command: a tiny training run in a new folder, with ``flags``."""
+    return lambda c, s, t: [*tiny_run(s, t / "run", 1), *flags]
+
+
 ARGUMENT_CASES = {
     "unknown attribute name": (
         lambda c, s, t: [
@@ -220,19 +225,19 @@ ARGUMENT_CASES = {
         "attribute Male is asked both on and off",
     ),
     "image size the models do not support": (
-        lambda c, s, t: [*tiny_run(s, t / "run", 1), "--image-size", "48"],
+        training("--image-size", "48"),
         "argument --image-size: invalid choice: 48",
     ),
     "batch size larger than the data": (
-        lambda c, s, t: [*tiny_run(s, t / "run", 1), "--batch-size", "800"],
+        training("--batch-size", "800"),
         "--batch-size 800 is larger than the",
     ),
     "batch size not a multiple of 8": (
-        lambda c, s, t: [*tiny_run(s, t / "run", 1), "--batch-size", "20"],
+        training("--batch-size", "20"),
         "argument --batch-size: 20 is not a multiple of 8",
     ),
     "zero epochs": (
-        lambda c, s, t: [*tiny_run(s, t / "run", 1), "--epochs", "0"],
+        training("--epochs", "0"),
         "argument --epochs: 0 is not a positive number",
     ),
     "negative count": (

@@ -1,4 +1,4 @@
-"""The benchmark's arithmetic and its command: FLOP counts from layer shapes, the
+"""The benchmark's arithmetic and its command: FLOP counts from layer shapes (flops.py), the
 per-step schedules, the textbook networks being the same work as ours, and a short
 run of the cheap stages printing its table. Speeds themselves are measured by
 benchmarks/bench.py, never asserted here."""
@@ -17,10 +17,10 @@ from conftest import PROJECT, run_script
 
 sys.path.insert(0, str(PROJECT / "benchmarks"))
 
-import bench
+import flops
 import textbook_keras
 
-import dcgan
+import models
 from quiet_keras import keras
 
 layers = keras.layers
@@ -33,7 +33,7 @@ def test_forward_flops_counts_each_kernel_where_it_is_applied():
     x = layers.Dense(5)(layers.Flatten()(layers.ReLU()(x)))
     model = keras.Model(inputs, x)
     expected = 8 * 8 * (3 * 3 * 3 * 4) + 8 * 8 * (4 * 4 * 4 * 2) + (16 * 16 * 2) * 5
-    assert bench.forward_flops(model) == 2 * expected
+    assert flops.forward_flops(model) == 2 * expected
 
 
 def test_forward_flops_reads_channels_first_and_nested_models():
@@ -41,28 +41,28 @@ def test_forward_flops_reads_channels_first_and_nested_models():
         [keras.Input((3, 8, 8)), layers.Conv2D(4, 2, data_format="channels_first")]
     )
     outer = keras.Sequential([keras.Input((3, 8, 8)), inner, layers.Flatten(), layers.Dense(1)])
-    assert bench.forward_flops(outer) == 2 * (7 * 7 * 2 * 2 * 3 * 4 + 7 * 7 * 4)
+    assert flops.forward_flops(outer) == 2 * (7 * 7 * 2 * 2 * 3 * 4 + 7 * 7 * 4)
 
 
 def test_training_flops_follow_the_schedules():
     unit = {"generator": 1, "discriminator": 10}
     # PyTorch: G trains once (3); D trains on real, fake and again in the G step (9).
-    assert bench.training_flops(bench.SCHEDULES["torch"], unit) == 3 + 90
+    assert flops.training_flops(flops.SCHEDULES["torch"], unit) == 3 + 90
     # keras-io: G predicts then trains (4); D trains on 2 images and is passed through (8).
-    assert bench.training_flops(bench.SCHEDULES["keras-io"], unit) == 4 + 80
+    assert flops.training_flops(flops.SCHEDULES["keras-io"], unit) == 4 + 80
     # ours: G predicts then trains (4); D trains on 2 images and is passed through (8).
-    ours = {k: dict(v) for k, v in bench.SCHEDULES["ours"].items()}
+    ours = {k: dict(v) for k, v in flops.SCHEDULES["ours"].items()}
     ours["discriminator"]["train"] = 2
-    assert bench.training_flops(ours, unit) == 4 + 80
+    assert flops.training_flops(ours, unit) == 4 + 80
 
 
 def test_our_networks_at_width_64_are_the_textbook_ones():
     """The comparison's premise: at width 64 our generator does exactly the textbook's
     convolutions; our discriminator adds only its small conditioning heads."""
-    ours_g = bench.forward_flops(dcgan.build_generator(64, textbook_keras.NOISE, 64))
-    ours_d = bench.forward_flops(dcgan.build_discriminator(64, 64))
-    assert ours_g == bench.forward_flops(textbook_keras.build_generator())
-    textbook_d = bench.forward_flops(textbook_keras.build_discriminator())
+    ours_g = flops.forward_flops(models.build_generator(64, textbook_keras.NOISE, 64))
+    ours_d = flops.forward_flops(models.build_discriminator(64, 64))
+    assert ours_g == flops.forward_flops(textbook_keras.build_generator())
+    textbook_d = flops.forward_flops(textbook_keras.build_discriminator())
     assert textbook_d < ours_d < 1.02 * textbook_d
 
 
@@ -79,8 +79,8 @@ def test_keras_and_torch_textbooks_count_the_same_flops():
     torch_d = textbook_torch.forward_flops(
         textbook_torch.build_discriminator(), torch.zeros(1, 3, 64, 64)
     )
-    assert torch_g == bench.forward_flops(textbook_keras.build_generator())
-    assert torch_d == bench.forward_flops(textbook_keras.build_discriminator())
+    assert torch_g == flops.forward_flops(textbook_keras.build_generator())
+    assert torch_d == flops.forward_flops(textbook_keras.build_discriminator())
 
 
 def test_bench_command_prints_its_table_and_writes_every_round(tmp_path):
@@ -105,9 +105,9 @@ def test_bench_command_prints_its_table_and_writes_every_round(tmp_path):
 
 
 def conv_flops(model, layer_type) -> list[int]:
-    """bench.forward_flops of each of a model's layers of one type, in order."""
+    """flops.forward_flops of each of a model's layers of one type, in order."""
     return [
-        bench.forward_flops(keras.Sequential([keras.Input(layer.input.shape[1:]), layer]))
+        flops.forward_flops(keras.Sequential([keras.Input(layer.input.shape[1:]), layer]))
         for layer in model.layers
         if type(layer) is layer_type
     ]
@@ -128,8 +128,8 @@ def test_conv_profile_accounts_for_every_convolution_of_the_step(tmp_path):
     if done.returncode == 2:
         pytest.skip(done.stderr.strip())
     assert done.returncode == 0, done.stderr
-    d = conv_flops(dcgan.build_discriminator(32, width), layers.Conv2D)
-    g = conv_flops(dcgan.build_generator(32, 8, width), layers.Conv2DTranspose)
+    d = conv_flops(models.build_discriminator(32, width), layers.Conv2D)
+    g = conv_flops(models.build_generator(32, 8, width), layers.Conv2DTranspose)
     d_work = sum(f * (2 * n * (3 if i else 2) + 2 * n) for i, f in enumerate(d))
     g_work = sum(f * 4 * n for f in g)
     rows = json.loads(report.read_text())["rows"]
@@ -174,30 +174,30 @@ def test_step_parts_clocks_are_taken_off_after_the_steps():
     originals = {(owner, name): getattr(owner, name) for owner, name, _ in step_parts.TIMED}
     runs = defaultdict(list)
     with step_parts.clocks(runs):
-        dcgan.set_trainable(model, False)
-    dcgan.set_trainable(model, True)
+        models.set_trainable(model, False)
+    models.set_trainable(model, True)
     assert len(runs["set_trainable (D's flag)"]) == 1
     assert all(getattr(owner, name) is kept for (owner, name), kept in originals.items())
 
 
-# Run with KERAS_BACKEND=jax: four steps of dcgan.train_step on one pair of models, one
+# Run with KERAS_BACKEND=jax: four steps of models.train_step on one pair of models, one
 # train_step and three compiled steps on an identical pair; prints the largest weight
 # difference and the largest change any weight made, as JSON.
 COMPILED_STEP_CHECK = """
 import json, sys
 sys.path[:0] = [{project!r}, {benchmarks!r}]
 import numpy as np
-import bench, compiled_step, dataGens, dataset, dcgan
+import bench, compiled_step, dataGens, dataset, models
 from quiet_keras import keras
 
 cache = dataset.build_cache(bench.synthetic_source(64, {data!r}), 32, progress=False)
 
-def models():
+def fresh():
     keras.utils.set_random_seed(0)
     real = dataset.CelebaBatches(cache, "train", 8, seed=0, flip=True)
-    g, d = dcgan.build_generator(32, 8, 8), dcgan.build_discriminator(32, 8)
-    d_trainer, gan = dcgan.build_d_trainer(d), dcgan.build_gan(g, d)
-    dcgan.compile_models(g, d, d_trainer, gan, 2e-4, 0.5)
+    g, d = models.build_generator(32, 8, 8), models.build_discriminator(32, 8)
+    d_trainer, gan = models.build_d_trainer(d), models.build_gan(g, d)
+    models.compile_models(g, d, d_trainer, gan, 2e-4, 0.5)
     sampler = dataGens.AttributeSampler("dataset", cache.attributes[real.rows])
     batches = dataGens.DiscriminatorBatches(real, g, sampler, 8, 0)
     return g, d, d_trainer, gan, batches, dataGens.GeneratorBatches(sampler, 8, len(real), 8, 0)
@@ -205,12 +205,12 @@ def models():
 def weights(g, d):
     return [keras.ops.convert_to_numpy(w) for w in g.weights + d.weights]
 
-g, d, d_trainer, gan, d_batches, g_batches = models()
+g, d, d_trainer, gan, d_batches, g_batches = fresh()
 start = weights(g, d)
 for i in range(4):
-    dcgan.train_step(d, d_trainer, gan, d_batches[i], g_batches[i])
+    models.train_step(d, d_trainer, gan, d_batches[i], g_batches[i])
 expected = weights(g, d)
-g, d, d_trainer, gan, d_batches, g_batches = models()
+g, d, d_trainer, gan, d_batches, g_batches = fresh()
 step = compiled_step.CompiledStep(g, d, d_trainer, gan)
 for i in range(4):
     step(d_batches.parts(i), g_batches[i])
@@ -226,7 +226,7 @@ print(json.dumps({{
 def test_compiled_step_trains_exactly_as_train_step_does(tmp_path):
     """compiled_step (dcgan.py --compiled-step, bench's one-step lever) is the same step:
     same fakes, batches, losses, optimizers, D frozen for G's update. After four steps
-    every weight of both networks matches four dcgan.train_steps' (which moved them)."""
+    every weight of both networks matches four models.train_steps' (which moved them)."""
     if importlib.util.find_spec("jax") is None:
         pytest.skip("jax is not installed: pip install -r requirements-dev.txt")
     code = COMPILED_STEP_CHECK.format(

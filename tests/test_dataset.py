@@ -23,6 +23,7 @@ from conftest import (
 
 import dataset
 from attributes import ATTRIBUTES
+from cli import CommandError
 from dataset import DataError
 
 
@@ -213,7 +214,7 @@ def test_cache_without_manifest_is_not_used(official_root, tmp_path):
 
 
 def test_unsupported_image_size_is_refused(official_root, tmp_path):
-    with pytest.raises(DataError, match="--image-size 48"):
+    with pytest.raises(CommandError, match="--image-size 48"):
         dataset.build_cache(official_root[0], 48, tmp_path / "cache")
 
 

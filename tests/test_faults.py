@@ -20,6 +20,9 @@ from conftest import PROJECT, tiny_run
 
 import checkpoints
 import dcgan
+import models
+import runs
+import training
 
 STEPS = 3
 
@@ -27,7 +30,7 @@ STEPS = 3
 def final_state(out: Path) -> dict:
     """Weights, optimizer step counts and loss history of a run's LATEST checkpoint."""
     folder = checkpoints.find(out)
-    generator, discriminator, state, _, _ = dcgan.load_checkpoint(folder)
+    generator, discriminator, state, _, _ = runs.load_checkpoint(folder)
     return {
         "position": (state["epoch"], state["step"]),
         "weights": generator.get_weights() + discriminator.get_weights(),
@@ -55,7 +58,7 @@ def uninterrupted(synth_root, tmp_path_factory) -> dict:
 
 def signal_on_call(monkeypatch, call: int, signum: int) -> None:
     """Make the process receive ``signum`` during the ``call``-th training step."""
-    real_step, calls = dcgan.train_step, []
+    real_step, calls = models.train_step, []
 
     def step(*args):
         calls.append(1)
@@ -63,7 +66,7 @@ def signal_on_call(monkeypatch, call: int, signum: int) -> None:
             os.kill(os.getpid(), signum)
         return real_step(*args)
 
-    monkeypatch.setattr(dcgan, "train_step", step)
+    monkeypatch.setattr(models, "train_step", step)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
@@ -113,16 +116,16 @@ def test_kill_9_at_random_moments_always_resumes_from_a_complete_checkpoint(
 
 
 def test_guard_flags_non_finite_losses_at_once():
-    guard = dcgan.DivergenceGuard()
-    with pytest.raises(dcgan.DivergenceError, match="not finite"):
+    guard = training.DivergenceGuard()
+    with pytest.raises(training.DivergenceError, match="not finite"):
         guard.check({"d_loss": float("nan"), "g_loss": 1.0}, 0)
 
 
 def test_guard_flags_a_discriminator_that_has_won_outright():
-    guard = dcgan.DivergenceGuard(floor=0.05, patience=100, smoothing=10)
+    guard = training.DivergenceGuard(floor=0.05, patience=100, smoothing=10)
     for step in range(100):  # a normal stretch never trips it
         guard.check({"d_loss": 0.4, "g_loss": 2.0}, step)
-    with pytest.raises(dcgan.DivergenceError, match="won outright for 100 steps"):
+    with pytest.raises(training.DivergenceError, match="won outright for 100 steps"):
         for step in range(100, 300):
             guard.check({"d_loss": 0.001, "g_loss": 2.0 + step / 50}, step)
             if step in (100, 110):  # unhealthy once the running mean has fallen
@@ -130,20 +133,20 @@ def test_guard_flags_a_discriminator_that_has_won_outright():
 
 
 def test_guard_lets_a_low_but_balanced_stretch_pass():
-    guard = dcgan.DivergenceGuard(floor=0.05, patience=50, smoothing=10)
+    guard = training.DivergenceGuard(floor=0.05, patience=50, smoothing=10)
     for step in range(300):  # D's loss low, but the generator's falling, not climbing
         guard.check({"d_loss": 0.01, "g_loss": 5.0 - step / 100}, step)
 
 
 def nan_on_calls(monkeypatch, calls_to_spoil: set[int]) -> None:
-    real_step, calls = dcgan.train_step, []
+    real_step, calls = models.train_step, []
 
     def step(*args):
         calls.append(1)
         losses = real_step(*args)
         return {**losses, "g_loss": float("nan")} if len(calls) in calls_to_spoil else losses
 
-    monkeypatch.setattr(dcgan, "train_step", step)
+    monkeypatch.setattr(models, "train_step", step)
 
 
 def test_divergence_stops_with_the_last_good_checkpoint_as_latest(
@@ -171,7 +174,7 @@ def test_rollback_goes_back_to_the_good_checkpoint_with_half_the_learning_rate(
     )
     state = json.loads((checkpoints.find(out) / "state.json").read_text())
     assert state["epoch"] == 3 and state["settings"]["lr"] == pytest.approx(2e-4)
-    generator, *_ = dcgan.load_checkpoint(checkpoints.find(out))
+    generator, *_ = runs.load_checkpoint(checkpoints.find(out))
     assert float(generator.optimizer.learning_rate) == pytest.approx(2e-4)
     rows = (out / "losses.csv").read_text().splitlines()
     assert len(rows) == 1 + 3 * STEPS  # the abandoned steps are not in the history

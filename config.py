@@ -1,0 +1,101 @@
+"""What a training run is asked to do, and the settings fixed for its life.
+
+* ``TrainConfig``: everything ``python dcgan.py`` takes, as one frozen dataclass, so
+  that tests, the notebook and the benchmarks train with ``training.train(config)``
+  and no command line. Its run settings (image size, noise, width, ...) are None when
+  not asked for: a new run then takes ``RunSettings``' defaults, a resumed one its
+  checkpoint's.
+* ``RunSettings``: the resolved settings of one run, saved in every checkpoint's
+  ``state.json`` under "settings" (the same keys, in this order).
+* ``IMAGE_SIZES`` and ``check_image_size``: the sides the networks are built for.
+
+It reads no files and builds nothing (runs.py keeps the run folder, training.py trains).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from cli import UsageError
+
+IMAGE_SIZES = (32, 64, 128)  # 4x4 doubled 3, 4 or 5 times
+LOSSES = ("bce", "hinge")
+ON_DIVERGENCE = ("stop", "rollback")
+MAX_ROLLBACKS = 3
+
+
+def check_image_size(image_size: int) -> int:
+    if image_size not in IMAGE_SIZES:
+        raise UsageError(f"--image-size {image_size} is not supported; use 32, 64 or 128")
+    return image_size
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSettings:
+    """The settings of one run. All but ``lr`` and ``data`` are fixed for its life
+    (``FIXED``); ``data`` is the resolved data root it trains on."""
+
+    image_size: int = 64
+    noise_dim: int = 64
+    width: int = 32
+    loss: str = "bce"
+    batch_size: int = 64
+    beta1: float = 0.5
+    seed: int = 0
+    lr: float = 5e-4
+    data: str | None = None
+
+    FIXED = ("image_size", "noise_dim", "width", "loss", "batch_size", "beta1", "seed")
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+DEFAULTS = RunSettings()
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """One ``dcgan.py`` training command. None for a run setting means "the
+    checkpoint's when resuming, else the default"; ``lr`` given on resume applies from
+    there on."""
+
+    out: Path = Path("runs/dcgan")
+    data_dir: str | None = None
+    epochs: int | None = None  # total to train to; None: 1, or as many as ``minutes`` allows
+    minutes: float | None = None
+    steps_per_epoch: int | None = None
+    resume: bool = False
+    keep: int = 3
+    eval_every: int = 0
+    on_divergence: str = "stop"
+    compiled_step: bool = False
+    image_size: int | None = None
+    noise_dim: int | None = None
+    width: int | None = None
+    loss: str | None = None
+    batch_size: int | None = None
+    beta1: float | None = None
+    seed: int | None = None
+    lr: float | None = None
+
+    def settings(self, saved: dict | None = None, checkpoint: Path | None = None) -> RunSettings:
+        """The run's settings: a new run's from this config and the defaults; a resumed
+        run's from its checkpoint's ``saved`` settings, where a value asked for that
+        differs is an error naming both (only ``lr`` may change)."""
+        chosen = {}
+        for key in RunSettings.FIXED:
+            asked = getattr(self, key)
+            if saved is None:
+                chosen[key] = getattr(DEFAULTS, key) if asked is None else asked
+                continue
+            if asked is not None and asked != saved[key]:
+                flag = "--" + key.replace("_", "-")
+                raise UsageError(
+                    f"{checkpoint} was trained with {flag} {saved[key]}, not {asked}; "
+                    f"pass {flag} {saved[key]} or a new --out"
+                )
+            chosen[key] = saved[key]
+        chosen["lr"] = self.lr or (saved["lr"] if saved else DEFAULTS.lr)
+        return RunSettings(**chosen)
