@@ -580,10 +580,14 @@ class CelebaBatches(keras.utils.PyDataset):
     def __len__(self) -> int:
         return len(self.rows) // self.batch_size
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+    def batch_rows(self, index: int) -> np.ndarray:
+        """The cache rows of batch ``index`` this epoch, in batch order."""
         if not 0 <= index < len(self):
             raise IndexError(index)
-        rows = self._order[index * self.batch_size : (index + 1) * self.batch_size]
+        return self._order[index * self.batch_size : (index + 1) * self.batch_size]
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        rows = self.batch_rows(index)
         order = np.argsort(rows)  # sorted reads from the memory map, then back in order
         images = np.empty((len(rows), *self.cache.images.shape[1:]), np.uint8)
         images[order] = self.cache.images[rows[order]]

@@ -42,7 +42,7 @@ sys.path.insert(0, str(PROJECT))
 from flops import SCHEDULES, forward_flops, training_flops
 
 import cli  # after the path is set
-from config import DEFAULTS
+from config import DEFAULTS, IMAGE_SIZES
 
 TRAIN_WARMUP_STEPS = 3  # untimed steps first: they trace the train functions
 
@@ -618,25 +618,32 @@ def step_arguments(
     (conv_profile.py, step_parts.py): the model, the batch, the steps, the data."""
     parser = argparse.ArgumentParser(description=description, formatter_class=cli.HelpFormatter)
     parser.add_argument(
-        "--width", type=int, default=width, help="both networks' width; the textbook's is 64"
+        "--width",
+        type=cli.positive_int,
+        default=width,
+        help="both networks' width; the textbook's is 64",
     )
     parser.add_argument(
-        "--noise-dim", type=int, default=noise_dim, help="noise size; the textbook's is 100"
+        "--noise-dim",
+        type=cli.positive_int,
+        default=noise_dim,
+        help="noise size; the textbook's is 100",
     )
     parser.add_argument(
-        "--image-size", type=int, default=64, choices=(32, 64, 128), help="image side, pixels"
+        "--image-size", type=int, default=64, choices=IMAGE_SIZES, help="image side, pixels"
     )
-    parser.add_argument("--batch-size", type=int, default=64, help="real images per step")
-    parser.add_argument("--steps", type=int, default=steps, help="timed steps")
-    parser.add_argument("--images", type=int, default=20_000, help="synthetic set size")
+    parser.add_argument(
+        "--batch-size", type=cli.positive_int, default=64, help="real images per step"
+    )
+    parser.add_argument("--steps", type=cli.positive_int, default=steps, help="timed steps")
+    parser.add_argument(
+        "--images", type=cli.positive_int, default=20_000, help="synthetic set size"
+    )
     parser.add_argument(
         "--data", default=str(PROJECT / "data"), help="where the synthetic set is rendered"
     )
     parser.add_argument("--json", help="also write the rows here")
-    args = parser.parse_args(argv)
-    if args.steps < 1:
-        parser.error(f"--steps {args.steps}: time at least one step")
-    return args
+    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -652,16 +659,28 @@ def main(argv: list[str] | None = None) -> int:
         metavar="TEXT",
         help="run only the cases whose label contains TEXT (repeatable)",
     )
-    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds (median)")
-    parser.add_argument("--images", type=int, default=20_000, help="synthetic set size")
     parser.add_argument(
-        "--image-size", type=int, default=64, choices=(32, 64, 128), help="the textbooks need 64"
+        "--repeats", type=cli.positive_int, default=3, help="interleaved rounds (median)"
     )
-    parser.add_argument("--batch-size", type=int, default=64, help="real images per step")
     parser.add_argument(
-        "--widths", type=int, nargs="+", default=[32], help="our default model's widths to time"
+        "--images", type=cli.positive_int, default=20_000, help="synthetic set size"
     )
-    parser.add_argument("--train-steps", type=int, default=20, help="timed steps per round")
+    parser.add_argument(
+        "--image-size", type=int, default=64, choices=IMAGE_SIZES, help="the textbooks need 64"
+    )
+    parser.add_argument(
+        "--batch-size", type=cli.positive_int, default=64, help="real images per step"
+    )
+    parser.add_argument(
+        "--widths",
+        type=cli.positive_int,
+        nargs="+",
+        default=[32],
+        help="our default model's widths to time",
+    )
+    parser.add_argument(
+        "--train-steps", type=cli.positive_int, default=20, help="timed steps per round"
+    )
     parser.add_argument(
         "--data", default=str(PROJECT / "data"), help="where the synthetic sets are rendered"
     )

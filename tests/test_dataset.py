@@ -234,7 +234,7 @@ def test_batches_have_fixed_shapes_ranges_and_true_labels(real_cache):
     assert attrs.shape == (48, 40) and attrs.dtype == np.float32
     assert images.min() >= -1 and images.max() <= 1 and images.std() > 0.2
     assert set(np.unique(attrs)) == {0.0, 1.0}
-    rows = batches._order[3 * 48 : 4 * 48]
+    rows = batches.batch_rows(3)
     np.testing.assert_array_equal(attrs, real_cache.attributes[rows])
     np.testing.assert_allclose(images, dataset.to_float(real_cache.images[rows]))
 
