@@ -26,6 +26,7 @@ import sys
 import time
 from collections import deque
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 from tqdm import tqdm
@@ -190,8 +191,8 @@ class Trainer:
         """Continue exactly where ``folder`` left off: weights, optimizer states, position,
         probes and loss history."""
         saved = runs.load_checkpoint(folder)
-        self.generator, self.discriminator, state = saved[:3]
-        self.probe_inputs = saved.probes
+        self.generator, self.discriminator = saved.generator, saved.discriminator
+        self.probe_inputs, state = saved.probes, saved.state
         try:
             self.d_trainer = models.build_d_trainer(self.discriminator)
         except ValueError:
@@ -207,12 +208,7 @@ class Trainer:
         self.position = (state["epoch"], state.get("step", 0))
         self.best = -np.inf if state.get("best") is None else state["best"]
         runs.restore_history(folder, self.run_dir)
-        if state["backend"] != keras.backend.backend():
-            print(
-                f"note: {folder.name} was written on {state['backend']}; continuing on "
-                f"{keras.backend.backend()}, which does not repeat {state['backend']} bitwise",
-                file=sys.stderr,
-            )
+        _note_backend(folder, state["backend"])
         epoch, step = self.position
         print(
             f"resuming from {folder}: epoch {epoch + 1}, step {step + 1} is next", file=sys.stderr
@@ -396,6 +392,15 @@ class Trainer:
         return time.monotonic() - self.began
 
 
+def _note_backend(folder: Path, backend: str) -> None:
+    if backend != keras.backend.backend():
+        print(
+            f"note: {folder.name} was written on {backend}; continuing on "
+            f"{keras.backend.backend()}, which does not repeat {backend} bitwise",
+            file=sys.stderr,
+        )
+
+
 def train(config: TrainConfig) -> Path:
     """Train (or continue) the run ``config`` describes; the run folder. Raises
     DivergenceError when it diverges beyond what ``on_divergence`` mends."""
@@ -415,28 +420,35 @@ def train(config: TrainConfig) -> Path:
             f"already trained {trainer.position[0]} epochs (--epochs {last_epoch}); nothing to do"
         )
         return trainer.run_dir
-    for rollback in range(MAX_ROLLBACKS + 1):
+    rollbacks = 0
+    while True:
         try:
             trainer.run(last_epoch)
             return trainer.run_dir
         except DivergenceError as why:
             good = checkpoints.pointed(trainer.run_dir, "GOOD")
             print(f"\ntraining diverged in epoch {trainer.position[0] + 1}: {why}", file=sys.stderr)
-            if config.on_divergence != "rollback" or good is None or rollback == MAX_ROLLBACKS:
-                break
-            lr = trainer.settings.lr / 2
-            print(
-                f"rolling back to {good.name} with the learning rate halved to {lr:g}",
-                file=sys.stderr,
-            )
-            trainer.guard = DivergenceGuard()
-            trainer.restore(good)
-            trainer.set_learning_rate(lr)
+            if config.on_divergence != "rollback" or good is None or rollbacks == MAX_ROLLBACKS:
+                _give_up(trainer.run_dir, good)
+            rollbacks += 1
+            _roll_back(trainer, good)
+
+
+def _roll_back(trainer: Trainer, good: Path) -> None:
+    lr = trainer.settings.lr / 2
+    print(f"rolling back to {good.name} with the learning rate halved to {lr:g}", file=sys.stderr)
+    trainer.guard = DivergenceGuard()
+    trainer.restore(good)
+    trainer.set_learning_rate(lr)
+
+
+def _give_up(run_dir: Path, good: Path | None) -> NoReturn:
+    """Point LATEST at the last good checkpoint and raise DivergenceError."""
     if good is None:
         raise DivergenceError(
             "training diverged before the first checkpoint; start again with a lower --lr"
         )
-    checkpoints.point(trainer.run_dir, "LATEST", good)
+    checkpoints.point(run_dir, "LATEST", good)
     raise DivergenceError(
         f"training stopped; the last good checkpoint, {good}, is now LATEST: continue with "
         "--resume and a lower --lr (or train with --on-divergence rollback)"
