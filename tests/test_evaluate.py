@@ -185,9 +185,10 @@ def test_report_json_chart_and_scored_faces(monitored_run, synth_root, tmp_path,
     assert "mean, visible" in printed and "Fréchet, classifier features" in printed
 
 
-def test_a_missing_inception_weights_file_stops_before_any_work(monitored_run, capsys):
+def test_a_missing_inception_weights_file_stops_before_any_work(monitored_run, tmp_path, capsys):
     args = ["--checkpoint", str(monitored_run), "--inception-weights", "/nonexistent/w.h5"]
     args += ["--data-dir", "/nonexistent/data"]  # stops before looking at the data
+    args += ["--out", str(tmp_path / "eval")]  # not the default, eval/ in the working folder
     assert evaluate.main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --inception-weights /nonexistent/w.h5: no such file")
