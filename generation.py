@@ -34,8 +34,7 @@ class Request:
     """A checkpoint's generator and the attribute rows a request draws from."""
 
     def __init__(self, checkpoint: str | Path, attrs: str) -> None:
-        self.folder = runs.find_checkpoint(checkpoint)
-        saved = runs.load_checkpoint(self.folder, compile=False)
+        saved = runs.load_checkpoint(runs.find_checkpoint(checkpoint), compile=False)
         self.generator: keras.Model = saved.generator
         self.noise_dim = saved.state["settings"]["noise_dim"]
         self.epoch = saved.state["epoch"]
