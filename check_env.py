@@ -1,4 +1,4 @@
-"""Is this machine ready to train? Packages, Keras backend, accelerators, data, disk.
+"""Is this machine ready to train? Packages, Keras backend, accelerators, data, FID, disk.
 
 Prints one line per check and, when something required is missing, a list of what
 to install or fix, with exit status 1 (0 when ready). Versions that differ from the
@@ -100,6 +100,16 @@ def check_data(data_dir: str | None) -> tuple[bool, str]:
     )
 
 
+def check_fid() -> str:
+    """Whether evaluate.py can report the standard FID (optional: it skips it if not)."""
+    import fid_inception  # here, once the packages it imports are known to be installed
+
+    try:
+        return f"the FID Inception is installed ({fid_inception.network_file()})"
+    except fid_inception.InceptionMissingError as missing:
+        return f"optional, evaluate.py skips it: {missing}"
+
+
 def free_gb(path: Path) -> float:
     while not path.exists():
         path = path.parent
@@ -138,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         report(True, "accelerators", ", ".join(devices) if devices else "none (CPU training)")
         data_ok, data_line = check_data(args.data_dir)
         report(data_ok, "data", data_line)
+        report(True, "standard FID", check_fid())
     gb = free_gb(PROJECT_DIR / "cache")
     report(gb >= MIN_FREE_GB, "disk", f"{gb:.1f} GB free for the cache (need >= {MIN_FREE_GB})")
     if problems:

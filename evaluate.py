@@ -10,8 +10,9 @@
 * Flip test: same noise, one attribute switched; how often the classifier's prediction
   switches with it.
 * Fréchet distance and KID (feature_distances.py) between generated faces and a sample
-  of the real training faces, on the classifier's features and, when its weights can
-  be had, on InceptionV3's; beside each, the same figure for held-out real faces, which
+  of the real training faces, on the classifier's features and on the standard FID
+  Inception's (fid_inception.py, when requirements-fid.txt is installed: the FID and
+  KID that papers report); beside each, the same figure for held-out real faces, which
   is what a perfect generator would score.
 * Diversity: mean pairwise pixel distance between faces made for one attribute vector
   with different noise, beside the same figure for random pairs of real faces.
@@ -37,6 +38,7 @@ import checkpoints
 import cli
 import dataset
 import feature_distances
+import fid_inception
 import figures
 import runs
 import synth_faces
@@ -297,18 +299,16 @@ def real_sets(cache: dataset.Cache, count: int, seed: int = 0) -> tuple[np.ndarr
     return dataset.to_float(cache.images[pick[0]]), dataset.to_float(cache.images[pick[1]])
 
 
-def distances(features_of, reference, held_out, generated, seed: int = 0) -> dict:
-    """Fréchet distance and KID against the reference set, of generated faces and of
-    held-out real faces (the baseline), on the features ``features_of`` computes."""
-    n = len(reference)
-    ref, base, gen = (features_of(images) for images in (reference, held_out, generated[:n]))
-    kid_gen = feature_distances.kernel_inception_distance(gen, ref, seed=seed)
-    kid_base = feature_distances.kernel_inception_distance(base, ref, seed=seed)
+def distances(reference: np.ndarray, held_out: np.ndarray, generated: np.ndarray, seed: int = 0):
+    """Fréchet distance and KID against the reference features, of generated faces'
+    and of held-out real faces' (the baseline), all sets of one size."""
+    kid_gen = feature_distances.kernel_inception_distance(generated, reference, seed=seed)
+    kid_base = feature_distances.kernel_inception_distance(held_out, reference, seed=seed)
     return {
-        "images": n,
+        "images": len(reference),
         "frechet": {
-            "generated": feature_distances.frechet_distance(gen, ref),
-            "real_baseline": feature_distances.frechet_distance(base, ref),
+            "generated": feature_distances.frechet_distance(generated, reference),
+            "real_baseline": feature_distances.frechet_distance(held_out, reference),
         },
         "kid": {
             "generated": kid_gen[0],
@@ -319,19 +319,48 @@ def distances(features_of, reference, held_out, generated, seed: int = 0) -> dic
     }
 
 
-def load_inception(weights: str) -> tuple[keras.Model | None, str]:
-    """(Inception feature model, its weights) or (None, why Inception metrics are
-    skipped). Offline without a weights file is a skip, said in one line; a named
-    file that cannot be loaded is an error, raised before any work is done."""
-    if weights == "none":
-        return None, "Inception metrics skipped (--inception-weights none)"
+def load_inception(wanted: bool = True) -> tuple[fid_inception.FidInception | None, str]:
+    """(the FID Inception, what it is) or (None, why standard FID is skipped, in one
+    line: not asked for, or PyTorch or the network not installed)."""
+    if not wanted:
+        return None, "standard FID skipped (--no-fid)"
     try:
-        return feature_distances.inception_model(weights)
-    except feature_distances.WeightsError as why:
-        if weights != "imagenet":
-            raise
-        print(why, file=sys.stderr)
-        return None, str(why)
+        return fid_inception.FidInception(), fid_inception.DESCRIPTION
+    except fid_inception.InceptionMissingError as why:
+        print(f"{why}; standard FID skipped", file=sys.stderr)
+        return None, f"{why}; standard FID skipped"
+
+
+def inception_reference(
+    cache: dataset.Cache, inception: fid_inception.FidInception, count: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The FID Inception's features of ``real_sets(cache, count, seed)``, cached beside
+    the data: at 6 images a second on two CPU cores they are worth computing once. A
+    cached file that does not match (other network, sizes, unreadable) is recomputed."""
+    reference, held_out = real_sets(cache, count, seed)
+    path = cache.path / f"fid-reference-n{len(reference)}-seed{seed}.npz"
+    expected = (len(reference), fid_inception.FEATURES)
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            if (
+                str(saved["network_sha1"]) == fid_inception.NETWORK_SHA1
+                and saved["reference"].shape == saved["held_out"].shape == expected
+                and np.isfinite(saved["reference"]).all()
+                and np.isfinite(saved["held_out"]).all()
+            ):
+                return saved["reference"], saved["held_out"]
+    except (OSError, KeyError, ValueError):
+        pass  # absent or not ours: computed and written again below
+    print(f"FID Inception features of {2 * len(reference)} real faces (cached)", file=sys.stderr)
+    features = [inception.features(images) for images in (reference, held_out)]
+    with checkpoints.replacing(path) as partial, open(partial, "wb") as handle:
+        np.savez(
+            handle,
+            reference=features[0],
+            held_out=features[1],
+            network_sha1=np.array(fid_inception.NETWORK_SHA1),
+        )
+    return features[0], features[1]
 
 
 # ------------------------------------------------------------------------ report
@@ -343,7 +372,7 @@ def evaluate(
     classifier,
     count: int = 2000,
     seed: int = 0,
-    inception: tuple[keras.Model | None, str] = (None, "Inception metrics not asked for"),
+    inception: tuple[fid_inception.FidInception | None, str] = (None, "FID not asked for"),
 ) -> tuple[dict, np.ndarray, np.ndarray]:
     """(report, requested attributes, generated images). ``inception`` is what
     ``load_inception`` returns."""
@@ -357,18 +386,16 @@ def evaluate(
     reference, held_out = real_sets(cache, count, seed)
     features = feature_model(classifier)
     on_features = distances(
-        lambda x: features.predict(x, batch_size=256, verbose=0), reference, held_out, images, seed
+        *(features.predict(x, batch_size=256, verbose=0) for x in (reference, held_out)),
+        features.predict(images[: len(reference)], batch_size=256, verbose=0),
+        seed,
     )
-    inception_model, inception_weights = inception
-    on_inception = {"skipped": inception_weights}
-    if inception_model is not None:
-        on_inception = {"features": inception_weights} | distances(
-            lambda x: inception_model.predict(x, batch_size=64, verbose=0),
-            reference,
-            held_out,
-            images,
-            seed,
-        )
+    network, described = inception
+    on_inception = {"skipped": described}
+    if network is not None:
+        real = inception_reference(cache, network, count, seed)
+        generated = network.features(images[: len(reference)])
+        on_inception = {"features": described} | distances(*real, generated, seed)
     visible = visible_attributes(cache)
     per_attribute = {
         name: {
@@ -402,7 +429,7 @@ def evaluate(
         "distances": {
             "classifier": {"features": "attribute classifier, 256-d penultimate layer"}
             | on_features,
-            "inception": on_inception,
+            "fid_inception": on_inception,
         },
     }
     return report, attrs, images
@@ -411,9 +438,13 @@ def evaluate(
 class TrainingMonitor:
     """The cheap metrics ``dcgan.py --eval-every`` logs while training: attribute-control
     accuracy on the visible attributes, the classifier-feature Fréchet distance (with
-    its real-vs-real baseline) and same-attribute diversity, on fixed requests."""
+    its real-vs-real baseline), same-attribute diversity and, when the FID Inception is
+    installed, FID (with its baseline) and KID on ``fid_count`` faces (NaN when not:
+    the columns stay the same), all on fixed requests."""
 
-    def __init__(self, cache: dataset.Cache, count: int = 500, seed: int = 0) -> None:
+    def __init__(
+        self, cache: dataset.Cache, count: int = 500, fid_count: int = 200, seed: int = 0
+    ) -> None:
         self.cache, self.count, self.seed = cache, count, seed
         self.classifier = load_or_train_classifier(cache)
         self.features = feature_model(self.classifier)
@@ -421,6 +452,9 @@ class TrainingMonitor:
         self.reference = self._features(reference)
         self.baseline = feature_distances.frechet_distance(self._features(held_out), self.reference)
         self.visible = visible_attributes(cache)
+        self.inception, _ = load_inception()
+        if self.inception is not None:
+            self.fid_real = inception_reference(cache, self.inception, fid_count, seed)
 
     def _features(self, images: np.ndarray) -> np.ndarray:
         return self.features.predict(images, batch_size=256, verbose=0)
@@ -436,6 +470,20 @@ class TrainingMonitor:
             "frechet": feature_distances.frechet_distance(generated, self.reference),
             "frechet_real": self.baseline,
             "diversity": spread["generated_same_attributes"],
+            **self._fid(images),
+        }
+
+    def _fid(self, images: np.ndarray) -> dict[str, float]:
+        if self.inception is None:
+            return {"fid": np.nan, "fid_real": np.nan, "kid": np.nan}
+        reference, held_out = self.fid_real
+        found = distances(
+            reference, held_out, self.inception.features(images[: len(reference)]), self.seed
+        )
+        return {
+            "fid": found["frechet"]["generated"],
+            "fid_real": found["frechet"]["real_baseline"],
+            "kid": found["kid"]["generated"],
         }
 
 
@@ -468,20 +516,21 @@ def print_table(report: dict) -> None:
         f"{s['diversity_real_random_pairs']:.3f}"
     )
     print(f"\n{'distance to real training faces':<40} {'generated':>10} {'real held-out':>14}")
+    labels = {"classifier": "classifier features", "fid_inception": "standard Inception"}
     for name, found in report["distances"].items():
         if "skipped" in found:
             print(found["skipped"])
             continue
         fd, kid = found["frechet"], found["kid"]
-        print(
-            f"{'Fréchet, ' + name + ' features':<40} {fd['generated']:10.4g} "
-            f"{fd['real_baseline']:14.4g}"
-        )
-        print(
-            f"{'KID, ' + name + ' features':<40} {kid['generated']:10.4g} "
-            f"{kid['real_baseline']:14.4g}"
-        )
-    print(f"({report['distances']['classifier']['images']} images per set)")
+        fd_name = "FID" if name == "fid_inception" else "Fréchet"
+        fd_label = f"{fd_name}, {labels[name]}"
+        print(f"{fd_label:<40} {fd['generated']:10.4g} {fd['real_baseline']:14.4g}")
+        print(f"{'KID, ' + labels[name]:<40} {kid['generated']:10.4g} {kid['real_baseline']:14.4g}")
+    n = report["distances"]["classifier"]["images"]
+    print(
+        f"({n} images per set: FID is biased upwards at small n, so compare it at equal "
+        "n; KID is not)"
+    )
 
 
 def write_outputs(report: dict, attrs: np.ndarray, images: np.ndarray, out: Path) -> None:
@@ -515,10 +564,11 @@ def evaluate_parser() -> argparse.ArgumentParser:
         "--count", type=cli.at_least_2, default=2000, help="generated faces to score"
     )
     parser.add_argument(
-        "--inception-weights",
-        default="imagenet",
-        help="'imagenet' (Keras' file, downloaded when online), the path of a copy of "
-        f"{feature_distances.INCEPTION_FILE}, or 'none' to skip Inception metrics",
+        "--fid",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="standard FID and KID on the FID Inception's features (needs "
+        "requirements-fid.txt; skipped, in one line, when not installed)",
     )
     parser.add_argument(
         "--out", default="eval", help="folder for report.json, the chart and generated.npz"
@@ -554,7 +604,7 @@ def classifier_parser() -> argparse.ArgumentParser:
 def run_evaluation(args: argparse.Namespace) -> int:
     folder = runs.find_checkpoint(args.checkpoint)
     out = cli.writable_folder(args.out)
-    inception = load_inception(args.inception_weights)
+    inception = load_inception(args.fid)
     state = runs.read_state(folder)
     root = dataset.resolve_data_dir(args.data_dir)
     cache = dataset.build_cache(root, state["settings"]["image_size"])

@@ -8,31 +8,16 @@
 * KID: the unbiased squared MMD with the cubic polynomial kernel
   k(x, y) = (x.y / d + 1)^3, averaged over random subsets (the estimator of
   Bińkowski et al. 2018, as in clean-fid and torch-fidelity).
-* InceptionV3 pool features (2048-d) for the conventional versions of both numbers,
-  from Keras' ImageNet weights: downloaded when online, or a weights file the user
-  names. Numbers made with other Inception weights (e.g. the TF-slim graph that
-  pytorch-fid ports) are not comparable with these.
 
-Which images to compare, and against what baseline, is evaluate.py's job.
+Any features will do: the attribute classifier's (evaluate.py) or the standard FID
+Inception's (fid_inception.py). Which images to compare, and against what baseline, is
+evaluate.py's job.
 """
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
-
 import numpy as np
 from scipy import linalg
-
-from cli import CommandError
-from quiet_keras import keras
-
-INCEPTION_SIZE = 299
-INCEPTION_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
-
-
-class WeightsError(CommandError):
-    """The Inception weights can be neither loaded nor downloaded."""
 
 
 def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
@@ -82,36 +67,3 @@ def kernel_inception_distance(
         for _ in range(subsets)
     ]
     return float(np.mean(values)), float(np.std(values))
-
-
-# ------------------------------------------------------------------- Inception
-
-
-def inception_model(weights: str = "imagenet") -> tuple[keras.Model, str]:
-    """(model: image in [-1, 1] at any size -> 2048 pool features, description of the
-    weights). ``weights`` is "imagenet" (Keras' file, downloaded once into ~/.keras)
-    or the path of that file or a ``.weights.h5`` of the same network."""
-    if weights != "imagenet" and not Path(weights).is_file():
-        raise WeightsError(f"--inception-weights {weights}: no such file")
-    try:
-        backbone = keras.applications.InceptionV3(
-            include_top=False,
-            weights=weights,
-            input_shape=(INCEPTION_SIZE, INCEPTION_SIZE, 3),
-            pooling="avg",
-        )
-    except Exception as error:  # Keras raises a bare Exception for a failed download
-        if weights == "imagenet":
-            raise WeightsError(
-                f"Inception metrics skipped: the ImageNet weights could not be downloaded "
-                f"(offline?); pass --inception-weights with a copy of {INCEPTION_FILE}"
-            ) from error
-        raise WeightsError(f"--inception-weights {weights}: {error}") from error
-    # Our images and Inception's preprocessing share the [-1, 1] range: only resize.
-    image = keras.Input((None, None, 3))
-    resized = keras.layers.Resizing(INCEPTION_SIZE, INCEPTION_SIZE, interpolation="bilinear")(image)
-    model = keras.Model(image, backbone(resized), name="inception_features")
-    if weights == "imagenet":
-        return model, f"Keras applications InceptionV3, ImageNet ({INCEPTION_FILE})"
-    digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest()[:16]
-    return model, f"InceptionV3 from {Path(weights).name} (sha256 {digest}…)"

@@ -354,8 +354,11 @@ class Trainer:
             measured = (
                 f"attribute accuracy {metrics['attr_accuracy']:.1%} "
                 f"(balanced {metrics['attr_balanced']:.1%})  Fréchet {metrics['frechet']:.2f} "
-                f"(real {metrics['frechet_real']:.2f})  diversity {metrics['diversity']:.3f}\n  "
+                f"(real {metrics['frechet_real']:.2f})  diversity {metrics['diversity']:.3f}"
             )
+            if np.isfinite(metrics["fid"]):
+                measured += f"  FID {metrics['fid']:.1f} (real {metrics['fid_real']:.1f})"
+            measured += "\n  "
         print(
             f"epoch {epoch + 1}: d_loss {mean['d_loss']:.3f}  g_loss {mean['g_loss']:.3f}  "
             f"d_acc {mean['d_acc']:.2f}  g_attr {mean['g_attr']:.3f}  {rate:.0f} images/s\n"

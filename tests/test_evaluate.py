@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -12,6 +13,7 @@ import checkpoints
 import dataset
 import dcgan
 import evaluate
+import fid_inception
 from attributes import ATTRIBUTES, INDEX
 from quiet_keras import keras
 
@@ -136,11 +138,16 @@ def test_eval_every_logs_metrics_beside_the_losses(monitored_run):
         "frechet",
         "frechet_real",
         "diversity",
+        "fid",
+        "fid_real",
+        "kid",
     ]
     rows = [dict(zip(lines[0].split(","), map(float, line.split(",")))) for line in lines[1:]]
     assert [row["epoch"] for row in rows] == [1, 2]
     assert all(0 <= row["attr_accuracy"] <= 1 and row["frechet"] > 0 for row in rows)
     assert rows[0]["frechet_real"] == rows[1]["frechet_real"]  # one fixed real baseline
+    if importlib.util.find_spec("torch") is not None:  # the cheap standard FID too
+        assert all(row["fid"] > row["fid_real"] > 0 and np.isfinite(row["kid"]) for row in rows)
     best = max(rows, key=lambda row: row["attr_balanced"])
     assert checkpoints.pointed(monitored_run, "BEST").name == f"epoch-{int(best['epoch']):04d}"
 
@@ -148,7 +155,7 @@ def test_eval_every_logs_metrics_beside_the_losses(monitored_run):
 def test_report_json_chart_and_scored_faces(monitored_run, synth_root, tmp_path, capsys):
     out = tmp_path / "eval"
     args = ["--checkpoint", str(monitored_run), "--data-dir", str(synth_root), "--count", "40"]
-    assert evaluate.main([*args, "--inception-weights", "none", "--out", str(out)]) == 0
+    assert evaluate.main([*args, "--no-fid", "--out", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["epoch"] == 2 and report["generated_images"] == 40
     assert list(report["attributes"]) == list(ATTRIBUTES)
@@ -174,9 +181,7 @@ def test_report_json_chart_and_scored_faces(monitored_run, synth_root, tmp_path,
         "real_baseline",
         "real_baseline_std",
     }
-    assert report["distances"]["inception"] == {
-        "skipped": "Inception metrics skipped (--inception-weights none)"
-    }
+    assert report["distances"]["fid_inception"] == {"skipped": "standard FID skipped (--no-fid)"}
     scored = np.load(out / "generated.npz")
     assert scored["images"].shape == (40, 32, 32, 3) and scored["images"].dtype == np.uint8
     assert scored["attributes"].shape == (40, 40)
@@ -185,11 +190,32 @@ def test_report_json_chart_and_scored_faces(monitored_run, synth_root, tmp_path,
     assert "mean, visible" in printed and "Fréchet, classifier features" in printed
 
 
-def test_a_missing_inception_weights_file_stops_before_any_work(monitored_run, tmp_path, capsys):
-    args = ["--checkpoint", str(monitored_run), "--inception-weights", "/nonexistent/w.h5"]
-    args += ["--data-dir", "/nonexistent/data"]  # stops before looking at the data
-    args += ["--out", str(tmp_path / "eval")]  # not the default, eval/ in the working folder
-    assert evaluate.main(args) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: --inception-weights /nonexistent/w.h5: no such file")
-    assert err.count("\n") == 1
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="PyTorch not installed")
+def test_standard_fid_beside_its_real_baseline_with_the_real_features_cached(
+    monitored_run, synth_root, tmp_path, capsys
+):
+    args = ["--checkpoint", str(monitored_run), "--data-dir", str(synth_root), "--count", "24"]
+    assert evaluate.main([*args, "--out", str(tmp_path / "a")]) == 0
+    first = capsys.readouterr()
+    found = json.loads((tmp_path / "a" / "report.json").read_text())["distances"]["fid_inception"]
+    assert found["features"] == fid_inception.DESCRIPTION and found["images"] == 24
+    assert found["frechet"]["generated"] > found["frechet"]["real_baseline"] > 0
+    assert "FID, standard Inception" in first.out and "real faces (cached)" in first.err
+    assert evaluate.main([*args, "--out", str(tmp_path / "b")]) == 0
+    assert "real faces (cached)" not in capsys.readouterr().err  # read back, not recomputed
+    again = json.loads((tmp_path / "b" / "report.json").read_text())["distances"]["fid_inception"]
+    assert again == found
+
+
+def test_without_the_fid_inception_evaluation_says_so_in_one_line_and_goes_on(
+    monitored_run, synth_root, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    args = ["--checkpoint", str(monitored_run), "--data-dir", str(synth_root), "--count", "24"]
+    assert evaluate.main([*args, "--out", str(tmp_path / "eval")]) == 0
+    skipped = [line for line in capsys.readouterr().err.splitlines() if "FID" in line]
+    assert skipped == [
+        f"standard FID needs PyTorch's CPU build: {fid_inception.INSTALL}; standard FID skipped"
+    ]
+    report = json.loads((tmp_path / "eval" / "report.json").read_text())
+    assert report["distances"]["fid_inception"] == {"skipped": skipped[0]}

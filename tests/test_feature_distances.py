@@ -7,7 +7,6 @@ import pytest
 from scipy import linalg
 
 import feature_distances as fdist
-from quiet_keras import keras
 
 
 def gaussian(rng, n: int, d: int, shift: float = 0.0) -> np.ndarray:
@@ -77,26 +76,3 @@ def test_kid_is_near_zero_for_one_distribution_and_positive_when_shifted():
     apart, apart_std = fdist.kernel_inception_distance(a, shifted, subsets=20, subset_size=500)
     assert abs(same) < 3 * same_std + 1e-3
     assert apart > 10 * max(abs(same), apart_std)
-
-
-def test_inception_loads_a_named_weights_file(tmp_path):
-    backbone = keras.applications.InceptionV3(include_top=False, weights=None, pooling="avg")
-    weights = tmp_path / "inception.weights.h5"
-    backbone.save_weights(weights)
-    model, description = fdist.inception_model(str(weights))
-    features = model.predict(np.zeros((2, 32, 32, 3), np.float32), verbose=0)
-    assert features.shape == (2, 2048)
-    assert "inception.weights.h5" in description and "sha256" in description
-
-
-def test_inception_offline_is_one_line_naming_the_flag(monkeypatch):
-    def offline(**kwargs):
-        raise Exception("URL fetch failure on https://storage.googleapis.com/...")
-
-    monkeypatch.setattr(keras.applications, "InceptionV3", offline)
-    with pytest.raises(fdist.WeightsError) as error:
-        fdist.inception_model("imagenet")
-    message = str(error.value)
-    assert "\n" not in message and "--inception-weights" in message
-    with pytest.raises(fdist.WeightsError, match="no such file"):
-        fdist.inception_model("/nonexistent/weights.h5")
