@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import numpy as np
 
+import averaging
 import dataGens
 import models
 from quiet_keras import keras
 
 
 class CompiledStep:
-    """``step(parts, g_batch)`` -> the losses ``models.train_step`` returns, with
-    ``parts`` from ``DiscriminatorBatches.parts`` for D's batch. The first call is
+    """``step(parts, g_batch, keep)`` -> the losses ``models.train_step`` returns, with
+    ``parts`` from ``DiscriminatorBatches.parts`` for D's batch and, with a generator
+    ``average``, ``keep`` its update's beta (averaging.py). The first call is
     ``models.train_step`` itself, which builds the optimizers' variables; the later ones
     run compiled."""
 
@@ -35,27 +37,31 @@ class CompiledStep:
         discriminator: keras.Model,
         d_trainer: keras.Model,
         gan: keras.Model,
+        average: averaging.GeneratorAverage | None = None,
     ) -> None:
-        self.generator, self.discriminator = generator, discriminator
+        self.generator, self.discriminator, self.average = generator, discriminator, average
         # (model, D's trainable flag while it trains): the flag is read when the
         # compiled step is traced, so each model sees its own split of the variables.
         self.trainers = ((d_trainer, True), (gan, False))
         self.compiled = None
 
-    def __call__(self, parts: tuple, g_batch: tuple) -> dict[str, float]:
-        noise, fake_attrs, half = parts
+    def __call__(self, parts: tuple, g_batch: tuple, keep: float | None = None) -> dict:
+        noise, fake_attrs, half, params = parts
         if self.compiled is None:
             d_batch = dataGens.with_fakes(parts, self.generator)
             (d_trainer, _), (gan, _) = self.trainers
             losses = models.train_step(self.discriminator, d_trainer, gan, d_batch, g_batch)
+            if self.average is not None:
+                self.average.update(self.generator, keep)
             self._compile()
             return losses
         import jax
 
         # The fakes are made on the device; their rows are filled in there.
         slot = np.zeros((len(noise), *self.generator.output_shape[1:]), np.float32)
-        d_batch = dataGens.discriminator_batch(half, slot, fake_attrs)
-        self.values, logs = self.compiled(self.values, noise, d_batch, g_batch)
+        d_batch = dataGens.discriminator_batch(half, slot, fake_attrs, params)
+        keep = np.float32(0 if keep is None else keep)  # an array: no retrace per value
+        self.values, logs = self.compiled(self.values, noise, d_batch, g_batch, keep)
         d_logs, g_logs = jax.device_get(logs)  # one copy back per step, as the trainer reads
         return models.step_losses(d_logs, g_logs, d_batch[2])
 
@@ -78,6 +84,8 @@ class CompiledStep:
             for group in self._groups(model, d_trainable):
                 unique.update((id(v), v) for v in group)
         models.set_trainable(self.discriminator, True)
+        if self.average is not None:
+            unique.update((id(v), v) for v in self.average.model.trainable_variables)
         self.variables = list(unique.values())
         self.slot = {key: i for i, key in enumerate(unique)}
         self.values = [jnp.array(v.value) for v in self.variables]  # copies: donated below
@@ -93,7 +101,7 @@ class CompiledStep:
             model.metrics_variables,
         )
 
-    def _step(self, values: list, noise, d_batch: tuple, g_batch: tuple):
+    def _step(self, values: list, noise, d_batch: tuple, g_batch: tuple, keep):
         import jax.numpy as jnp
 
         values = list(values)
@@ -105,9 +113,9 @@ class CompiledStep:
         fakes, _ = g.stateless_call(
             pick(g.trainable_variables), pick(g.non_trainable_variables), noise, training=False
         )
-        (images, attrs, wrong), targets, weights = d_batch
+        (images, *others), targets, weights = d_batch
         images = jnp.asarray(images).at[len(images) - len(fakes) :].set(fakes)
-        data = (((images, attrs, wrong), targets, weights), (*g_batch, None))
+        data = (((images, *others), targets, weights), (*g_batch, None))
         logs = []
         for (model, d_trainable), batch in zip(self.trainers, data):
             groups = self._groups(model, d_trainable)
@@ -122,4 +130,9 @@ class CompiledStep:
                 for variable, value in zip(group, new):
                     values[self.slot[id(variable)]] = value
         models.set_trainable(self.discriminator, True)
+        if self.average is not None:
+            averages = self.average.model.trainable_variables
+            new = averaging.averaged(pick(averages), pick(g.trainable_variables), keep)
+            for variable, value in zip(averages, new):
+                values[self.slot[id(variable)]] = value
         return values, logs

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from augment import parse_policy
 from cli import UsageError
 
 IMAGE_SIZES = (32, 64, 128)  # 4x4 doubled 3, 4 or 5 times
@@ -33,8 +34,8 @@ def check_image_size(image_size: int) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class RunSettings:
-    """The settings of one run. All but ``lr`` and ``data`` are fixed for its life
-    (``FIXED``); ``data`` is the resolved data root it trains on."""
+    """The settings of one run. All but the learning rates and ``data`` are fixed for
+    its life (``FIXED``); ``data`` is the resolved data root it trains on."""
 
     image_size: int = 64
     noise_dim: int = 64
@@ -43,13 +44,34 @@ class RunSettings:
     batch_size: int = 64
     beta1: float = 0.5
     seed: int = 0
-    lr: float = 5e-4
+    augment: str = ""  # DiffAugment policy (augment.py); "" = none
+    ema_kimg: float = 0.0  # half-life of the generator average, thousands of images; 0 = none
+    cond_bn: bool = False  # attribute-conditioned batch normalisation in G
+    spectral_norm: bool = False  # spectral normalisation of D's layers
+    lr_d: float = 5e-4
+    lr_g: float = 5e-4
     data: str | None = None
 
-    FIXED = ("image_size", "noise_dim", "width", "loss", "batch_size", "beta1", "seed")
+    FIXED = (
+        "image_size",
+        "noise_dim",
+        "width",
+        "loss",
+        "batch_size",
+        "beta1",
+        "seed",
+        "augment",
+        "ema_kimg",
+        "cond_bn",
+        "spectral_norm",
+    )
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
+
+
+# What a checkpoint written before a setting existed was trained with.
+BEFORE_THE_SETTING = {"augment": "", "ema_kimg": 0.0, "cond_bn": False, "spectral_norm": False}
 
 
 DEFAULTS = RunSettings()
@@ -78,24 +100,36 @@ class TrainConfig:
     batch_size: int | None = None
     beta1: float | None = None
     seed: int | None = None
-    lr: float | None = None
+    augment: str | None = None
+    ema_kimg: float | None = None
+    cond_bn: bool | None = None
+    spectral_norm: bool | None = None
+    lr: float | None = None  # both learning rates, where lr_d or lr_g is not given
+    lr_d: float | None = None
+    lr_g: float | None = None
 
     def settings(self, saved: dict | None = None, checkpoint: Path | None = None) -> RunSettings:
         """The run's settings: a new run's from this config and the defaults; a resumed
         run's from its checkpoint's ``saved`` settings, where a value asked for that
-        differs is an error naming both (only ``lr`` may change)."""
+        differs is an error naming both (only the learning rates may change)."""
         chosen = {}
         for key in RunSettings.FIXED:
             asked = getattr(self, key)
+            if key == "augment" and asked is not None:
+                asked = parse_policy(asked)
             if saved is None:
                 chosen[key] = getattr(DEFAULTS, key) if asked is None else asked
                 continue
-            if asked is not None and asked != saved[key]:
+            was = saved.get(key, BEFORE_THE_SETTING.get(key))
+            if asked is not None and asked != was:
                 flag = "--" + key.replace("_", "-")
                 raise UsageError(
-                    f"{checkpoint} was trained with {flag} {saved[key]}, not {asked}; "
-                    f"pass {flag} {saved[key]} or a new --out"
+                    f"{checkpoint} was trained with {flag} {was}, not {asked}; "
+                    f"pass {flag} {was} or a new --out"
                 )
-            chosen[key] = saved[key]
-        chosen["lr"] = self.lr or (saved["lr"] if saved else DEFAULTS.lr)
+            chosen[key] = was
+        for key in ("lr_d", "lr_g"):
+            # Checkpoints from before the two rates hold one "lr" for both.
+            before = saved.get(key, saved.get("lr")) if saved else getattr(DEFAULTS, key)
+            chosen[key] = getattr(self, key) or self.lr or before
         return RunSettings(**chosen)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+import augment
 from attributes import ATTRIBUTES, INDEX, NUM_ATTRIBUTES, parse_spec
 from dataset import CelebaBatches
 from quiet_keras import keras
@@ -99,7 +100,8 @@ class DiscriminatorBatches(keras.utils.PyDataset):
     generated images with sampled attributes (target 0); the first ``m`` (about half,
     a multiple of the discriminator's minibatch group, 4) real images are also scored
     against another image's attributes (target 0), so that a real-looking face with the
-    wrong attributes is taught to score as fake.
+    wrong attributes is taught to score as fake. With ``augment``, the inputs end with
+    each image's augmentation draws (augment.draw).
     """
 
     def __init__(
@@ -109,11 +111,12 @@ class DiscriminatorBatches(keras.utils.PyDataset):
         sampler: AttributeSampler,
         noise_dim: int,
         seed: int = 0,
+        augment: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.real, self.generator, self.sampler = real, generator, sampler
-        self.noise_dim, self.seed = noise_dim, seed
+        self.noise_dim, self.seed, self.augment = noise_dim, seed, augment
 
     def __len__(self) -> int:
         return len(self.real)
@@ -121,14 +124,20 @@ class DiscriminatorBatches(keras.utils.PyDataset):
     def __getitem__(self, index: int):
         return with_fakes(self.parts(index), self.generator)
 
-    def parts(self, index: int) -> tuple[np.ndarray, np.ndarray, tuple]:
+    def parts(self, index: int) -> tuple:
         """Batch ``index`` before the generator runs: the attribute-noise inputs of its
-        fakes, their attributes, and the real half (``real_half``)."""
+        fakes, their attributes, the real half (``real_half``) and the augmentation
+        draws of all its images (None without ``augment``)."""
         images, attrs = self.real[index]
         rng = np.random.default_rng([self.seed, 1, self.real.epoch, index])
         fake_attrs = self.sampler.sample(len(images), rng)
         noise = attribute_noise(fake_attrs, self.noise_dim, rng)
-        return noise, fake_attrs, real_half(images, attrs, rng)
+        half = real_half(images, attrs, rng)
+        params = None
+        if self.augment:
+            draws = np.random.default_rng([self.seed, 3, self.real.epoch, index])
+            params = augment.draw(2 * len(images), draws)
+        return noise, fake_attrs, half, params
 
     def on_epoch_end(self) -> None:
         self.real.on_epoch_end()
@@ -147,12 +156,14 @@ def real_half(images: np.ndarray, attrs: np.ndarray, rng: np.random.Generator) -
 def with_fakes(parts: tuple, generator: keras.Model) -> tuple:
     """D's batch from ``DiscriminatorBatches.parts``: the generator's fakes for its
     noise, made in inference mode, joined to the real half."""
-    noise, fake_attrs, half = parts
+    noise, fake_attrs, half, params = parts
     fakes = generator.predict_on_batch(noise)
-    return discriminator_batch(half, np.asarray(fakes), fake_attrs)
+    return discriminator_batch(half, np.asarray(fakes), fake_attrs, params)
 
 
-def discriminator_batch(real_half: tuple, fakes: np.ndarray, fake_attrs: np.ndarray):
+def discriminator_batch(
+    real_half: tuple, fakes: np.ndarray, fake_attrs: np.ndarray, params: np.ndarray | None = None
+):
     """((images, attributes, wrong attributes), targets, sample weights) for
     ``d_trainer.train_on_batch`` from the real half (images, attributes, wrong
     attributes, and 1 where those are in play): the real images (face target 1;
@@ -170,7 +181,7 @@ def discriminator_batch(real_half: tuple, fakes: np.ndarray, fake_attrs: np.ndar
         np.concatenate([images, fakes]),
         batch_attrs,
         np.concatenate([wrong, fake_attrs]),
-    )
+    ) + (() if params is None else (params,))
     targets = {
         "face": face[:, None],
         "attributes": batch_attrs,
@@ -192,8 +203,9 @@ def mismatched(attrs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 class GeneratorBatches(keras.utils.PyDataset):
-    """Batches for ``gan.train_on_batch``: attribute-noise inputs; targets "face" for
-    every image and, for the attribute head, the attributes each image was asked for."""
+    """Batches for ``gan.train_on_batch``: attribute-noise inputs (with ``augment``,
+    and each image's augmentation draws); targets "face" for every image and, for the
+    attribute head, the attributes each image was asked for."""
 
     def __init__(
         self,
@@ -202,11 +214,12 @@ class GeneratorBatches(keras.utils.PyDataset):
         steps: int,
         noise_dim: int,
         seed: int = 0,
+        augment: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.sampler, self.batch_size, self.steps = sampler, batch_size, steps
-        self.noise_dim, self.seed, self.epoch = noise_dim, seed, 0
+        self.noise_dim, self.seed, self.epoch, self.augment = noise_dim, seed, 0, augment
 
     def __len__(self) -> int:
         return self.steps
@@ -215,6 +228,9 @@ class GeneratorBatches(keras.utils.PyDataset):
         rng = np.random.default_rng([self.seed, 2, self.epoch, index])
         attrs = self.sampler.sample(self.batch_size, rng)
         inputs = attribute_noise(attrs, self.noise_dim, rng)
+        if self.augment:
+            draws = np.random.default_rng([self.seed, 4, self.epoch, index])
+            inputs = (inputs, augment.draw(self.batch_size, draws))
         return inputs, {
             "face": np.full((self.batch_size, 1), REAL, np.float32),
             "attributes": attrs,

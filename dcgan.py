@@ -38,6 +38,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import augment
 import cli
 import generation
 import training
@@ -50,7 +51,7 @@ def train_parser() -> argparse.ArgumentParser:
         "Train the attribute-conditioned DCGAN. "
         "(To make faces from a trained run: dcgan.py generate --help)",
         epilog="With --resume, unset run settings are the checkpoint's; another value is "
-        "an error, except --lr, which applies from there on.",
+        "an error, except the learning rates, which apply from there on.",
     )
     d, add = DEFAULTS, parser.add_argument
     add(
@@ -86,7 +87,37 @@ def train_parser() -> argparse.ArgumentParser:
         type=cli.positive_int,
         help=f"base channel count of both networks (default: {d.width})",
     )
-    add("--lr", type=cli.positive_float, help=f"Adam learning rate (default: {d.lr:g})")
+    add(
+        "--lr",
+        type=cli.positive_float,
+        help=f"Adam learning rate of both networks (default: {d.lr_d:g})",
+    )
+    add("--lr-d", type=cli.positive_float, help="the discriminator's learning rate (TTUR)")
+    add("--lr-g", type=cli.positive_float, help="the generator's learning rate (TTUR)")
+    add(
+        "--augment",
+        metavar="POLICY",
+        help="DiffAugment of every image D sees, real and generated: a comma-separated "
+        f"subset of {','.join(augment.OPERATIONS)}, or none (default: none)",
+    )
+    add(
+        "--ema-kimg",
+        type=cli.non_negative_float,
+        metavar="K",
+        help="keep an average of the generator's weights with a half-life of K thousand "
+        "images (StyleGAN2-ADA uses 10 per 32 of batch) and show faces from it; 0 = none "
+        f"(default: {d.ema_kimg:g})",
+    )
+    add(
+        "--cond-bn",
+        action=argparse.BooleanOptionalAction,
+        help="attribute-conditioned batch normalisation in the generator (default: off)",
+    )
+    add(
+        "--spectral-norm",
+        action=argparse.BooleanOptionalAction,
+        help="spectral normalisation of the discriminator's layers (default: off)",
+    )
     add("--beta1", type=cli.positive_float, help=f"Adam beta_1 (default: {d.beta1})")
     add("--loss", choices=LOSSES, help=f"face/no-face loss of both networks (default: {d.loss})")
     add(
@@ -154,6 +185,11 @@ def generate_parser() -> argparse.ArgumentParser:
         help="attributes to switch one at a time on the same faces "
         "(e.g. Smiling,Eyeglasses): writes flips.png instead",
     )
+    parser.add_argument(
+        "--raw",
+        action="store_true",
+        help="use the trained generator itself, not the run's generator average",
+    )
     parser.add_argument("--out", default="generated", help="output folder")
     parser.add_argument("--seed", type=int, default=0)
     return parser
@@ -167,11 +203,13 @@ def train(args: argparse.Namespace) -> int:
 def generate(args: argparse.Namespace) -> int:
     if args.flip:
         path = generation.write_flips(
-            args.checkpoint, args.attrs, args.flip, args.count, args.out, args.seed
+            args.checkpoint, args.attrs, args.flip, args.count, args.out, args.seed, args.raw
         )
         print(f"wrote {path}")
     else:
-        out = generation.write_faces(args.checkpoint, args.attrs, args.count, args.out, args.seed)
+        out = generation.write_faces(
+            args.checkpoint, args.attrs, args.count, args.out, args.seed, args.raw
+        )
         print(f"wrote {args.count} faces and grid.png to {out}")
     return 0
 

@@ -373,10 +373,13 @@ def evaluate(
     count: int = 2000,
     seed: int = 0,
     inception: tuple[fid_inception.FidInception | None, str] = (None, "FID not asked for"),
+    raw: bool = False,
 ) -> tuple[dict, np.ndarray, np.ndarray]:
-    """(report, requested attributes, generated images). ``inception`` is what
-    ``load_inception`` returns."""
-    generator, _, state, data_rows, _ = runs.load_checkpoint(checkpoint, compile=False)
+    """(report, requested attributes, generated images) of the checkpoint's generator
+    average, or with ``raw`` (or where the run keeps none) of its generator itself.
+    ``inception`` is what ``load_inception`` returns."""
+    saved = runs.load_checkpoint(checkpoint, compile=False)
+    generator, state, data_rows = saved.faces(raw), saved.state, saved.attribute_rows
     noise_dim = state["settings"]["noise_dim"]
     ceiling = real_ceiling(classifier, cache)
     attrs, images = requested_faces(generator, data_rows, noise_dim, count, seed)
@@ -417,6 +420,7 @@ def evaluate(
     report = {
         "checkpoint": str(checkpoint),
         "epoch": state["epoch"],
+        "generator": "trained" if generator is saved.generator else "average",
         "settings": state["settings"],
         "generated_images": count,
         "summary": {
@@ -571,6 +575,11 @@ def evaluate_parser() -> argparse.ArgumentParser:
         "requirements-fid.txt; skipped, in one line, when not installed)",
     )
     parser.add_argument(
+        "--raw",
+        action="store_true",
+        help="score the trained generator itself, not the generator average (--ema-kimg)",
+    )
+    parser.add_argument(
         "--out", default="eval", help="folder for report.json, the chart and generated.npz"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the requests and noise scored")
@@ -609,7 +618,9 @@ def run_evaluation(args: argparse.Namespace) -> int:
     root = dataset.resolve_data_dir(args.data_dir)
     cache = dataset.build_cache(root, state["settings"]["image_size"])
     classifier = load_or_train_classifier(cache, args.classifier)
-    report, attrs, images = evaluate(folder, cache, classifier, args.count, args.seed, inception)
+    report, attrs, images = evaluate(
+        folder, cache, classifier, args.count, args.seed, inception, args.raw
+    )
     write_outputs(report, attrs, images, out)
     print_table(report)
     print(f"wrote {out / 'report.json'}, {out / 'attribute_accuracy.png'}, {out / 'generated.npz'}")

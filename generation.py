@@ -33,9 +33,9 @@ BATCH = 256
 class Request:
     """A checkpoint's generator and the attribute rows a request draws from."""
 
-    def __init__(self, checkpoint: str | Path, attrs: str) -> None:
+    def __init__(self, checkpoint: str | Path, attrs: str, raw: bool = False) -> None:
         saved = runs.load_checkpoint(runs.find_checkpoint(checkpoint), compile=False)
-        self.generator: keras.Model = saved.generator
+        self.generator: keras.Model = saved.faces(raw)
         self.noise_dim = saved.state["settings"]["noise_dim"]
         self.epoch = saved.state["epoch"]
         self.sampler = AttributeSampler("spec", saved.attribute_rows, attrs)
@@ -52,10 +52,16 @@ class Request:
 
 
 def write_faces(
-    checkpoint: str | Path, attrs: str, count: int, out: str | Path, seed: int = 0
+    checkpoint: str | Path,
+    attrs: str,
+    count: int,
+    out: str | Path,
+    seed: int = 0,
+    raw: bool = False,
 ) -> Path:
-    """face-0001.png ... and grid.png in ``out``; returns ``out``."""
-    request = Request(checkpoint, attrs)
+    """face-0001.png ... and grid.png in ``out``, from the generator average (where the
+    run keeps one and not ``raw``); returns ``out``."""
+    request = Request(checkpoint, attrs, raw)
     rng = np.random.default_rng(seed)
     out = writable_folder(out)
     wanted = request.sampler.sample(count, rng)
@@ -70,11 +76,17 @@ def write_faces(
 
 
 def write_flips(
-    checkpoint: str | Path, attrs: str, flip: str, count: int, out: str | Path, seed: int = 0
+    checkpoint: str | Path,
+    attrs: str,
+    flip: str,
+    count: int,
+    out: str | Path,
+    seed: int = 0,
+    raw: bool = False,
 ) -> Path:
     """flips.png in ``out``: one row per face, the request and then each attribute of
     ``flip`` switched on the same face; returns its path."""
-    request = Request(checkpoint, attrs)
+    request = Request(checkpoint, attrs, raw)
     names = list(parse_spec(flip))
     rng = np.random.default_rng(seed)
     out = writable_folder(out)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+import augment
 from attributes import NUM_ATTRIBUTES
 from config import check_image_size
 from quiet_keras import keras
@@ -34,21 +35,54 @@ def _upsamples(image_size: int) -> int:
     return int(np.log2(check_image_size(image_size) // 4))
 
 
-def build_generator(image_size: int = 64, noise_dim: int = 64, width: int = 32) -> keras.Model:
-    """[attributes | noise] -> RGB image in [-1, 1], upscaling from 4x4."""
+def build_generator(
+    image_size: int = 64, noise_dim: int = 64, width: int = 32, cond_bn: bool = False
+) -> keras.Model:
+    """[attributes | noise] -> RGB image in [-1, 1], upscaling from 4x4. With
+    ``cond_bn``, every batch normalisation's scale and shift are the attributes'
+    (``AttributeModulation``) instead of one learnt pair per channel."""
     steps = _upsamples(image_size)
     channels = [width * 2 ** min(3, steps - 1 - i) for i in range(steps)]
     inputs = keras.Input((NUM_ATTRIBUTES + noise_dim,), name="attribute_noise")
-    x = layers.Dense(4 * 4 * channels[0], use_bias=False)(inputs)
-    x = layers.Reshape((4, 4, channels[0]))(x)
-    x = layers.ReLU()(layers.BatchNormalization(momentum=0.8)(x))
-    for filters in channels[1:]:
-        x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False)(x)
+
+    def normalise(x):
         # momentum 0.8: the inference-mode statistics used for D's fakes and for
         # generation follow the training-mode ones within a few steps.
-        x = layers.ReLU()(layers.BatchNormalization(momentum=0.8)(x))
+        x = layers.BatchNormalization(momentum=0.8, center=not cond_bn, scale=not cond_bn)(x)
+        return layers.ReLU()(AttributeModulation()([x, inputs]) if cond_bn else x)
+
+    x = layers.Dense(4 * 4 * channels[0], use_bias=False)(inputs)
+    x = normalise(layers.Reshape((4, 4, channels[0]))(x))
+    for filters in channels[1:]:
+        x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False)(x)
+        x = normalise(x)
     image = layers.Conv2DTranspose(3, 4, strides=2, padding="same", activation="tanh")(x)
     return keras.Model(inputs, image, name="generator")
+
+
+@keras.saving.register_keras_serializable(package="models")
+class AttributeModulation(layers.Layer):
+    """Conditional batch normalisation's second half (de Vries et al. 2017; the
+    generator of Miyato & Koyama's cGAN with projection discriminator): a normalised
+    activation x scaled by (1 + gamma(a)) and shifted by beta(a), gamma and beta linear
+    in the signed attribute bits 2a - 1. Both start at zero: plain normalisation."""
+
+    def build(self, input_shapes):
+        channels = input_shapes[0][-1]
+        self.gamma = self.add_weight(shape=(NUM_ATTRIBUTES, channels), initializer="zeros")
+        self.beta = self.add_weight(shape=(NUM_ATTRIBUTES, channels), initializer="zeros")
+        self.gamma_bias = self.add_weight(shape=(channels,), initializer="zeros")
+        self.beta_bias = self.add_weight(shape=(channels,), initializer="zeros")
+
+    def call(self, inputs):
+        x, attribute_noise = inputs
+        signed = 2.0 * attribute_noise[:, :NUM_ATTRIBUTES] - 1.0
+        scale = 1.0 + ops.matmul(signed, self.gamma) + self.gamma_bias
+        shift = ops.matmul(signed, self.beta) + self.beta_bias
+        return x * scale[:, None, None, :] + shift[:, None, None, :]
+
+    def compute_output_shape(self, input_shapes):
+        return input_shapes[0]
 
 
 # Registered under "dcgan", where these layers lived first: saved checkpoints name them so.
@@ -92,20 +126,33 @@ class MinibatchStdDev(layers.Layer):
         return (*input_shape[:-1], input_shape[-1] + 1)
 
 
-def build_discriminator(image_size: int = 64, width: int = 32) -> keras.Model:
+def build_discriminator(
+    image_size: int = 64, width: int = 32, spectral_norm: bool = False
+) -> keras.Model:
     """(image, attributes) -> {"face": one face/no-face logit that depends on both,
-    "attributes": 40 logits of what the image shows, from the image alone}."""
+    "attributes": 40 logits of what the image shows, from the image alone}.
+
+    With ``spectral_norm``, the convolutions and the face logit are wrapped in
+    ``keras.layers.SpectralNormalization`` (Miyato et al. 2018). That layer divides
+    its kernel by its largest singular value in training mode, and on TensorFlow
+    writes the result back into the kernel, so there G's step through the frozen
+    discriminator re-normalises its kernels too (tests/test_models.py bounds it)."""
     steps = _upsamples(image_size)
+
+    def normalised(layer, name=None):
+        return layers.SpectralNormalization(layer, name=name) if spectral_norm else layer
+
     image = keras.Input((image_size, image_size, 3), name="image")
     attributes = keras.Input((NUM_ATTRIBUTES,), name="attributes")
     x = image
     for i in range(steps):
         if i == steps - 1:
             x = MinibatchStdDev()(x)
-        x = layers.Conv2D(width * 2 ** min(3, i), 4, strides=2, padding="same")(x)
+        x = normalised(layers.Conv2D(width * 2 ** min(3, i), 4, strides=2, padding="same"))(x)
         x = layers.LeakyReLU(0.2)(x)
     phi = layers.Flatten(name="features")(x)
-    logit, projection = layers.Dense(1, name="face_logit"), Projection(name="projection")
+    face_logit = layers.Dense(1, name=None if spectral_norm else "face_logit")
+    logit, projection = normalised(face_logit, "face_logit"), Projection(name="projection")
     face = layers.Add(name="face_score")([logit(phi), projection([phi, attributes])])
     shown = layers.Dense(NUM_ATTRIBUTES, name="attribute_head")(phi)
     return keras.Model(
@@ -113,28 +160,45 @@ def build_discriminator(image_size: int = 64, width: int = 32) -> keras.Model:
     )
 
 
-def build_d_trainer(discriminator: keras.Model) -> keras.Model:
+def build_d_trainer(discriminator: keras.Model, augment_policy: str = "") -> keras.Model:
     """The discriminator as its training steps see it: a third input, other (wrong)
     attributes, and a third output, "mismatch", the face score of the same images'
     features against them. Every layer is the discriminator's, so training this trains
     it, and a real face paired with wrong attributes costs one more projection instead
-    of another pass through the convolutions."""
+    of another pass through the convolutions. With an ``augment_policy`` the images
+    are augmented first (augment.py), by the random numbers of a fourth input."""
+    image, attributes = discriminator.inputs
     wrong = keras.Input((NUM_ATTRIBUTES,), name="wrong_attributes")
-    phi = discriminator.get_layer("features").output
+    inputs, seen = [image, attributes, wrong], image
+    if augment_policy:
+        params = keras.Input((augment.PARAMETERS,), name="augment")
+        inputs.append(params)
+        seen = augment.DiffAugment(augment_policy)([image, params])
+    phi = keras.Model(image, discriminator.get_layer("features").output, name="trunk")(seen)
     logit = discriminator.get_layer("face_logit")(phi)
-    mismatch = layers.Add(name="mismatch")(
-        [logit, discriminator.get_layer("projection")([phi, wrong])]
-    )
-    outputs = {**discriminator.output, "mismatch": mismatch}
-    return keras.Model([*discriminator.inputs, wrong], outputs, name="d_trainer")
+    projection = discriminator.get_layer("projection")
+    outputs = {
+        "face": layers.Add(name="face")([logit, projection([phi, attributes])]),
+        "attributes": discriminator.get_layer("attribute_head")(phi),
+        "mismatch": layers.Add(name="mismatch")([logit, projection([phi, wrong])]),
+    }
+    return keras.Model(inputs, outputs, name="d_trainer")
 
 
-def build_gan(generator: keras.Model, discriminator: keras.Model) -> keras.Model:
-    """generator -> discriminator, judged against the attributes it was asked for."""
-    inputs = keras.Input(generator.input_shape[1:], name="attribute_noise")
-    attributes = layers.Lambda(lambda z: z[:, :NUM_ATTRIBUTES], name="attributes")(inputs)
-    outputs = discriminator([generator(inputs), attributes])
-    return keras.Model(inputs, outputs, name="gan")
+def build_gan(
+    generator: keras.Model, discriminator: keras.Model, augment_policy: str = ""
+) -> keras.Model:
+    """generator -> discriminator, judged against the attributes it was asked for;
+    with an ``augment_policy`` the generated images are augmented on the way, by the
+    random numbers of a second input."""
+    inputs = [keras.Input(generator.input_shape[1:], name="attribute_noise")]
+    attributes = layers.Lambda(lambda z: z[:, :NUM_ATTRIBUTES], name="attributes")(inputs[0])
+    images = generator(inputs[0])
+    if augment_policy:
+        inputs.append(keras.Input((augment.PARAMETERS,), name="augment"))
+        images = augment.DiffAugment(augment_policy)([images, inputs[1]])
+    outputs = discriminator([images, attributes])
+    return keras.Model(inputs if augment_policy else inputs[0], outputs, name="gan")
 
 
 def losses(kind: str) -> dict:
@@ -146,14 +210,22 @@ def losses(kind: str) -> dict:
 
 
 def compile_models(
-    generator, discriminator, d_trainer, gan, lr: float, beta1: float, loss: str = "bce"
+    generator,
+    discriminator,
+    d_trainer,
+    gan,
+    lr_d: float,
+    lr_g: float,
+    beta1: float,
+    loss: str = "bce",
 ) -> None:
-    """Two Adams: one trains D (compiled into D too, so that saving D saves its state),
-    one trains G (in G and the stacked model, likewise)."""
-    d_optimizer = keras.optimizers.Adam(lr, beta_1=beta1)
+    """Two Adams, each with its own learning rate (TTUR, Heusel et al. 2017): one trains
+    D (compiled into D too, so that saving D saves its state), one trains G (in G and
+    the stacked model, likewise)."""
+    d_optimizer = keras.optimizers.Adam(lr_d, beta_1=beta1)
     discriminator.compile(d_optimizer, losses(loss))
     compile_d_trainer(d_trainer, d_optimizer, loss)
-    g_optimizer = keras.optimizers.Adam(lr, beta_1=beta1)
+    g_optimizer = keras.optimizers.Adam(lr_g, beta_1=beta1)
     generator.compile(g_optimizer, loss="mse")
     compile_gan(gan, g_optimizer, discriminator, loss)
 

@@ -5,7 +5,8 @@ and its history (``losses.csv``, ``metrics.csv``).
         losses.csv, metrics.csv      one row per step / per --eval-every epoch
         losses.png, samples/         figures.py draws these
         checkpoints/epoch-NNNN/      generator.keras, discriminator.keras (with their
-                                     optimizer states), attributes.npy (the training
+                                     optimizer states), generator_average.keras (with
+                                     --ema-kimg), attributes.npy (the training
                                      attribute rows generate samples from), probes.npy,
                                      copies of the history, state.json, manifest.json
 
@@ -32,6 +33,7 @@ from config import RunSettings
 from quiet_keras import keras
 
 HISTORY = ("losses.csv", "metrics.csv")
+AVERAGE = "generator_average.keras"
 
 
 class Checkpoint(NamedTuple):
@@ -40,6 +42,12 @@ class Checkpoint(NamedTuple):
     state: dict
     attribute_rows: np.ndarray
     probes: np.ndarray
+    average: keras.Model | None = None  # the generator average, where the run keeps one
+
+    def faces(self, raw: bool = False) -> keras.Model:
+        """The generator that shows faces: the average where the run keeps one (unless
+        ``raw``), else the trained generator itself."""
+        return self.generator if raw or self.average is None else self.average
 
 
 def find_checkpoint(path: str | Path) -> Path:
@@ -74,10 +82,13 @@ def load_checkpoint(folder: Path, compile: bool = True) -> Checkpoint:
         )
         attribute_rows = np.load(folder / "attributes.npy")
         probes = np.load(folder / "probes.npy")
+        average = None
+        if (folder / AVERAGE).is_file():
+            average = keras.models.load_model(folder / AVERAGE, compile=False)
     except (OSError, ValueError, KeyError, TypeError) as error:
         reason = str(error).strip().splitlines()[0][:200]
         raise UsageError(f"{folder}: not a readable checkpoint ({reason})") from None
-    return Checkpoint(generator, discriminator, state, attribute_rows, probes)
+    return Checkpoint(generator, discriminator, state, attribute_rows, probes, average)
 
 
 def checkpoint_state(
@@ -104,16 +115,20 @@ def save_checkpoint(
     arrays: dict[str, np.ndarray],
     state: dict,
     keep: int,
+    average: keras.Model | None = None,
 ) -> Path:
     """checkpoints/epoch-NNNN[-step-SSSSSS]/: both models with their optimizer states,
     ``arrays`` (the training attribute rows, the probes), the history and state.json;
     then all but the newest ``keep`` (and those a pointer names) are pruned."""
-    checkpoints.check_disk(run_dir, _checkpoint_bytes(run_dir, generator, discriminator))
+    saved = {"generator": generator, "discriminator": discriminator}
+    if average is not None:
+        saved[AVERAGE.removesuffix(".keras")] = average
+    checkpoints.check_disk(run_dir, _checkpoint_bytes(run_dir, *saved.values()))
     models.set_trainable(discriminator, True)
     folder = checkpoints.write(
         run_dir,
         checkpoints.folder_name(*position),
-        {"generator": generator, "discriminator": discriminator},
+        saved,
         arrays,
         [run_dir / name for name in HISTORY],
         state,

@@ -31,6 +31,7 @@ from typing import NoReturn
 import numpy as np
 from tqdm import tqdm
 
+import averaging
 import checkpoints
 import compiled_step
 import dataset
@@ -176,12 +177,20 @@ class Trainer:
         s = self.settings
         runs.clear_history(self.run_dir)
         keras.utils.set_random_seed(self.seed)
-        self.generator = models.build_generator(s.image_size, s.noise_dim, s.width)
-        self.discriminator = models.build_discriminator(s.image_size, s.width)
-        self.d_trainer = models.build_d_trainer(self.discriminator)
-        self.gan = models.build_gan(self.generator, self.discriminator)
+        self.generator = models.build_generator(s.image_size, s.noise_dim, s.width, s.cond_bn)
+        self.discriminator = models.build_discriminator(s.image_size, s.width, s.spectral_norm)
+        self.d_trainer = models.build_d_trainer(self.discriminator, s.augment)
+        self.gan = models.build_gan(self.generator, self.discriminator, s.augment)
+        self.average = averaging.GeneratorAverage(self.generator) if s.ema_kimg else None
         models.compile_models(
-            self.generator, self.discriminator, self.d_trainer, self.gan, s.lr, s.beta1, s.loss
+            self.generator,
+            self.discriminator,
+            self.d_trainer,
+            self.gan,
+            s.lr_d,
+            s.lr_g,
+            s.beta1,
+            s.loss,
         )
         self.probe_inputs = make_probes(self.attribute_rows, s.noise_dim, self.seed)
         self.position = (0, 0)
@@ -193,8 +202,12 @@ class Trainer:
         saved = runs.load_checkpoint(folder)
         self.generator, self.discriminator = saved.generator, saved.discriminator
         self.probe_inputs, state = saved.probes, saved.state
+        self.average = None
+        if self.settings.ema_kimg:
+            self.average = averaging.GeneratorAverage(self.generator, saved.average)
+        policy = self.settings.augment
         try:
-            self.d_trainer = models.build_d_trainer(self.discriminator)
+            self.d_trainer = models.build_d_trainer(self.discriminator, policy)
         except ValueError:
             raise UsageError(
                 f"{folder}: written by an older dcgan.py whose discriminator layers are not "
@@ -202,9 +215,9 @@ class Trainer:
             ) from None
         loss = self.settings.loss
         models.compile_d_trainer(self.d_trainer, self.discriminator.optimizer, loss)
-        self.gan = models.build_gan(self.generator, self.discriminator)
+        self.gan = models.build_gan(self.generator, self.discriminator, policy)
         models.compile_gan(self.gan, self.generator.optimizer, self.discriminator, loss)
-        self.set_learning_rate(self.settings.lr)
+        self.set_learning_rates(self.settings.lr_d, self.settings.lr_g)
         self.position = (state["epoch"], state.get("step", 0))
         self.best = -np.inf if state.get("best") is None else state["best"]
         runs.restore_history(folder, self.run_dir)
@@ -216,24 +229,35 @@ class Trainer:
         self._wire()
 
     def _wire(self) -> None:
-        noise_dim = self.settings.noise_dim
-        sampler = AttributeSampler("dataset", self.attribute_rows)
+        s = self.settings
+        sampler, augmented = AttributeSampler("dataset", self.attribute_rows), bool(s.augment)
         self.d_batches = DiscriminatorBatches(
-            self.real, self.generator, sampler, noise_dim, self.seed
+            self.real, self.generator, sampler, s.noise_dim, self.seed, augmented
         )
         self.g_batches = GeneratorBatches(
-            sampler, self.settings.batch_size, self.steps, noise_dim, self.seed
+            sampler, s.batch_size, self.steps, s.noise_dim, self.seed, augmented
         )
         self.compiled = None
         if self.config.compiled_step:
             self.compiled = compiled_step.CompiledStep(
-                self.generator, self.discriminator, self.d_trainer, self.gan
+                self.generator, self.discriminator, self.d_trainer, self.gan, self.average
             )
 
-    def set_learning_rate(self, lr: float) -> None:
-        self.settings = dataclasses.replace(self.settings, lr=lr)
-        self.generator.optimizer.learning_rate = lr
-        self.discriminator.optimizer.learning_rate = lr
+    @property
+    def faces(self) -> keras.Model:
+        """The generator that shows faces: the average, where the run keeps one."""
+        return self.generator if self.average is None else self.average.model
+
+    def _settle_average(self) -> None:
+        """The average's own BatchNorm statistics, before it draws faces or is saved."""
+        if self.average is not None:
+            s = self.settings
+            self.average.recalibrate(self.attribute_rows, s.batch_size, s.noise_dim)
+
+    def set_learning_rates(self, lr_d: float, lr_g: float) -> None:
+        self.settings = dataclasses.replace(self.settings, lr_d=lr_d, lr_g=lr_g)
+        self.discriminator.optimizer.learning_rate = lr_d
+        self.generator.optimizer.learning_rate = lr_g
 
     # -- the loop
 
@@ -258,6 +282,7 @@ class Trainer:
                     self.compiled.sync()
                 if self.position[1]:  # stopped inside the epoch
                     runs.append_rows(self.run_dir / "losses.csv", rows)
+                    self._settle_average()
                     self._stopped(stop.received, self._save())
                     return
                 self._end_epoch(epoch, rows, time.perf_counter() - started)
@@ -305,20 +330,28 @@ class Trainer:
         return rows
 
     def _train_step(self, step: int) -> dict[str, float]:
+        keep = None
+        if self.average is not None:
+            seen = (self.position[0] * self.steps + step + 1) * self.settings.batch_size
+            keep = averaging.beta(self.settings.batch_size, seen, self.settings.ema_kimg)
         if self.compiled is not None:
-            return self.compiled(self.d_batches.parts(step), self.g_batches[step])
-        return models.train_step(
+            return self.compiled(self.d_batches.parts(step), self.g_batches[step], keep)
+        losses = models.train_step(
             self.discriminator,
             self.d_trainer,
             self.gan,
             self.d_batches[step],
             self.g_batches[step],
         )
+        if self.average is not None:
+            self.average.update(self.generator, keep)
+        return losses
 
     # -- the end of an epoch: history, metrics, samples, checkpoint, log line
 
     def _end_epoch(self, epoch: int, rows: list, seconds: float) -> None:
         runs.append_rows(self.run_dir / "losses.csv", rows)
+        self._settle_average()
         metrics = self._measure(epoch)
         figures.plot_history(self.run_dir)
         grid = self._draw_samples(epoch)
@@ -334,13 +367,13 @@ class Trainer:
         """The --eval-every metrics, appended to metrics.csv, in the epochs they are due."""
         if self.monitor is None or (epoch + 1) % self.config.eval_every:
             return None
-        metrics = self.monitor(self.generator, self.attribute_rows, self.settings.noise_dim)
+        metrics = self.monitor(self.faces, self.attribute_rows, self.settings.noise_dim)
         runs.append_rows(self.run_dir / "metrics.csv", [{"epoch": epoch + 1, **metrics}])
         return metrics
 
     def _draw_samples(self, epoch: int) -> Path:
         grid = self.run_dir / "samples" / f"epoch-{epoch + 1:04d}.png"
-        images = self.generator.predict_on_batch(self.probe_inputs)
+        images = self.faces.predict_on_batch(self.probe_inputs)
         figures.save_grid(images, list(PROBE_SPECS), grid, f"epoch {epoch + 1}")
         return grid
 
@@ -377,6 +410,7 @@ class Trainer:
             arrays,
             state,
             self.config.keep,
+            None if self.average is None else self.average.model,
         )
         if self.guard.healthy:
             checkpoints.point(self.run_dir, "GOOD", folder)
@@ -438,11 +472,15 @@ def train(config: TrainConfig) -> Path:
 
 
 def _roll_back(trainer: Trainer, good: Path) -> None:
-    lr = trainer.settings.lr / 2
-    print(f"rolling back to {good.name} with the learning rate halved to {lr:g}", file=sys.stderr)
+    lr_d, lr_g = trainer.settings.lr_d / 2, trainer.settings.lr_g / 2
+    print(
+        f"rolling back to {good.name} with the learning rates halved to {lr_d:g} (D) and "
+        f"{lr_g:g} (G)",
+        file=sys.stderr,
+    )
     trainer.guard = DivergenceGuard()
     trainer.restore(good)
-    trainer.set_learning_rate(lr)
+    trainer.set_learning_rates(lr_d, lr_g)
 
 
 def _give_up(run_dir: Path, good: Path | None) -> NoReturn:

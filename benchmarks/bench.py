@@ -204,7 +204,7 @@ def measure_train(
         if lever == "g-once"
         else models.build_gan(generator, discriminator)
     )
-    models.compile_models(generator, discriminator, d_trainer, gan, d.lr, d.beta1)
+    models.compile_models(generator, discriminator, d_trainer, gan, d.lr_d, d.lr_g, d.beta1)
     if lever == "xla":
         for model in (generator, d_trainer, gan):
             model.jit_compile = True

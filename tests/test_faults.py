@@ -169,11 +169,13 @@ def test_rollback_goes_back_to_the_good_checkpoint_with_half_the_learning_rate(
     nan_on_calls(monkeypatch, {STEPS + 2})
     args = [*tiny_run(synth_root, out, STEPS), "--epochs", "3", "--lr", "4e-4"]
     assert dcgan.main([*args, "--on-divergence", "rollback"]) == 0
-    assert "rolling back to epoch-0001 with the learning rate halved to 0.0002" in (
+    assert "rolling back to epoch-0001 with the learning rates halved to 0.0002 (D) and 0.0002" in (
         capsys.readouterr().err
     )
     state = json.loads((checkpoints.find(out) / "state.json").read_text())
-    assert state["epoch"] == 3 and state["settings"]["lr"] == pytest.approx(2e-4)
+    assert state["epoch"] == 3 and state["settings"]["lr_d"] == state["settings"][
+        "lr_g"
+    ] == pytest.approx(2e-4)
     generator, *_ = runs.load_checkpoint(checkpoints.find(out))
     assert float(generator.optimizer.learning_rate) == pytest.approx(2e-4)
     rows = (out / "losses.csv").read_text().splitlines()

@@ -59,7 +59,7 @@ def small_models():
     discriminator = models.build_discriminator(32, width=8)
     d_trainer = models.build_d_trainer(discriminator)
     gan = models.build_gan(generator, discriminator)
-    models.compile_models(generator, discriminator, d_trainer, gan, lr=1e-3, beta1=0.5)
+    models.compile_models(generator, discriminator, d_trainer, gan, lr_d=1e-3, lr_g=1e-3, beta1=0.5)
     return generator, discriminator, d_trainer, gan
 
 
