@@ -75,6 +75,13 @@ def cache_dir(tmp_path_factory) -> Path:
         yield path
 
 
+# Every quality lever on at once, for the tests of exact resume and the compiled step.
+EVERY_LEVER = (
+    *("--augment", "color,translation,cutout", "--ema-kimg", "0.1", "--cond-bn"),
+    *("--spectral-norm", "--lr-d", "4e-4", "--lr-g", "1e-4"),
+)
+
+
 def tiny_run(data: Path, out: Path, steps: int) -> list[str]:
     """dcgan.py arguments for a few steps of a tiny model on tiny data."""
     return [

@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import run_script, tiny_run
+from conftest import EVERY_LEVER, run_script, tiny_run
 
 import checkpoints
 import dcgan
@@ -141,16 +141,20 @@ def test_minutes_stops_before_an_epoch_that_would_end_past_the_budget(synth_root
     assert "--minutes 0.001: stopping after epoch 1;" in capsys.readouterr().err
 
 
-def test_compiled_step_run_ends_with_the_weights_of_a_train_on_batch_run(synth_root, tmp_path):
+@pytest.mark.parametrize("levers", [(), EVERY_LEVER], ids=["defaults", "every-lever"])
+def test_compiled_step_run_ends_with_the_weights_of_a_train_on_batch_run(
+    levers, synth_root, tmp_path
+):
     """On JAX, dcgan.py --compiled-step for one epoch and then --resume for a second
     saves what an uninterrupted train_on_batch run saves: the compiled step's weights
-    reach Keras before each checkpoint, and resuming starts it from the checkpoint."""
+    (the generator average's too) reach Keras before each checkpoint, and resuming
+    starts it from the checkpoint."""
     if importlib.util.find_spec("jax") is None:
         pytest.skip("jax is not installed: pip install -r requirements-dev.txt")
     plain, compiled = tmp_path / "plain", tmp_path / "compiled"
     commands = (
-        ["--epochs", "2", *tiny_run(synth_root, plain, steps=3)],
-        ["--epochs", "1", "--compiled-step", *tiny_run(synth_root, compiled, steps=3)],
+        ["--epochs", "2", *levers, *tiny_run(synth_root, plain, steps=3)],
+        ["--epochs", "1", "--compiled-step", *levers, *tiny_run(synth_root, compiled, steps=3)],
         ["--epochs", "2", "--resume", "--compiled-step", *tiny_run(synth_root, compiled, 3)],
     )
     for argv in commands:
@@ -163,8 +167,9 @@ def test_compiled_step_run_ends_with_the_weights_of_a_train_on_batch_run(synth_r
         )
         assert done.returncode == 0, done.stderr[-3000:]
     outs = (plain, compiled)
-    saved = [runs.load_checkpoint(out / "checkpoints" / "epoch-0002")[:2] for out in outs]
-    for expected, got in zip(*saved):
+    saved = [runs.load_checkpoint(out / "checkpoints" / "epoch-0002") for out in outs]
+    saved = [[c.generator, c.discriminator] + ([c.average] if levers else []) for c in saved]
+    for expected, got in zip(*saved, strict=True):
         for a, b in zip(expected.get_weights(), got.get_weights()):
             np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
     losses = [np.loadtxt(out / "losses.csv", delimiter=",", skiprows=1) for out in outs]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import PROJECT, tiny_run
+from conftest import EVERY_LEVER, PROJECT, tiny_run
 
 import checkpoints
 import dcgan
@@ -30,10 +30,12 @@ STEPS = 3
 def final_state(out: Path) -> dict:
     """Weights, optimizer step counts and loss history of a run's LATEST checkpoint."""
     folder = checkpoints.find(out)
-    generator, discriminator, state, _, _ = runs.load_checkpoint(folder)
+    saved = runs.load_checkpoint(folder)
+    generator, discriminator, state = saved.generator, saved.discriminator, saved.state
+    average = [] if saved.average is None else saved.average.get_weights()
     return {
         "position": (state["epoch"], state["step"]),
-        "weights": generator.get_weights() + discriminator.get_weights(),
+        "weights": generator.get_weights() + discriminator.get_weights() + average,
         "iterations": (
             int(generator.optimizer.iterations),
             int(discriminator.optimizer.iterations),
@@ -53,6 +55,13 @@ def assert_same_run(a: dict, b: dict) -> None:
 def uninterrupted(synth_root, tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("straight") / "run"
     assert dcgan.main([*tiny_run(synth_root, out, STEPS), "--epochs", "3"]) == 0
+    return final_state(out)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_with_every_lever(synth_root, tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("levers") / "run"
+    assert dcgan.main([*tiny_run(synth_root, out, STEPS), *EVERY_LEVER, "--epochs", "3"]) == 0
     return final_state(out)
 
 
@@ -85,6 +94,20 @@ def test_a_signal_saves_mid_epoch_and_resume_ends_as_if_uninterrupted(
     assert dcgan.main([*args, "--resume"]) == 0
     assert "epoch 2, step 3 is next" in capsys.readouterr().err
     assert_same_run(final_state(out), uninterrupted)
+
+
+def test_with_every_lever_on_a_stop_and_resume_still_ends_as_if_uninterrupted(
+    synth_root, tmp_path, monkeypatch, capsys, uninterrupted_with_every_lever
+):
+    out = tmp_path / "run"
+    args = [*tiny_run(synth_root, out, STEPS), *EVERY_LEVER, "--epochs", "3"]
+    signal_on_call(monkeypatch, STEPS + 2, signal.SIGINT)
+    assert dcgan.main(args) == 0
+    assert checkpoints.find(out).name == "epoch-0001-step-000002"
+    monkeypatch.undo()
+    assert dcgan.main([*args, "--resume"]) == 0
+    assert runs.load_checkpoint(checkpoints.find(out)).average is not None  # compared too
+    assert_same_run(final_state(out), uninterrupted_with_every_lever)
 
 
 def test_kill_9_at_random_moments_always_resumes_from_a_complete_checkpoint(

@@ -1,0 +1,128 @@
+"""The quality levers on weights: spectral normalisation, attribute-conditioned batch
+normalisation, augmentation in both steps, and the generator average."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_models import changed, small_batches, weights
+
+import augment
+import averaging
+import dataGens
+import models
+from dataGens import AttributeSampler, attribute_noise
+from quiet_keras import keras
+
+POLICY = "color,translation,cutout"
+
+
+def lever_models():
+    generator = models.build_generator(32, noise_dim=8, width=8, cond_bn=True)
+    discriminator = models.build_discriminator(32, width=8, spectral_norm=True)
+    d_trainer = models.build_d_trainer(discriminator, POLICY)
+    gan = models.build_gan(generator, discriminator, POLICY)
+    models.compile_models(generator, discriminator, d_trainer, gan, 1e-3, 1e-4, 0.5)
+    return generator, discriminator, d_trainer, gan
+
+
+def lever_batches(rng, n: int = 8):
+    d_real, (fakes, asked), (g_inputs, g_targets) = small_batches(rng, n)
+    d_batch = dataGens.discriminator_batch(d_real, fakes, asked, augment.draw(2 * n, rng))
+    return d_batch, ((g_inputs, augment.draw(n, rng)), g_targets)
+
+
+def spectral_layers(discriminator):
+    return [
+        layer
+        for layer in discriminator.layers
+        if isinstance(layer, keras.layers.SpectralNormalization)
+    ]
+
+
+def test_with_every_lever_each_step_trains_its_network_and_g_leaves_d_as_it_was():
+    generator, discriminator, d_trainer, gan = lever_models()
+    rng = np.random.default_rng(0)
+    (inputs, targets, sample_weights), g_batch = lever_batches(rng)
+    plain = [discriminator.get_layer(n) for n in ("projection", "attribute_head")]
+    for _ in range(3):
+        d0, g0 = weights(discriminator), weights(generator)
+        models.set_trainable(discriminator, True)
+        d_trainer.train_on_batch(inputs, targets, sample_weight=sample_weights)
+        d1, g1 = weights(discriminator), weights(generator)
+        assert changed(d0, d1) and not changed(g0, g1)
+        p1 = [w for layer in plain for w in weights(layer)]
+        models.set_trainable(discriminator, False)
+        gan.train_on_batch(*g_batch)
+        d2, g2 = weights(discriminator), weights(generator)
+        assert changed(g1, g2), "the stacked step did not train G"
+        assert not changed(p1, [w for layer in plain for w in weights(layer)])
+        # Keras' SpectralNormalization goes on with its power iteration (vector_u) in G's
+        # step and, on TensorFlow, divides D's kernels by the new estimate of their
+        # largest singular value: a rescaling, and no other change.
+        names = [v.path for v in discriminator.weights]
+        for name, before, after in zip(names, d1, d2):
+            if not name.endswith("vector_u"):
+                scale = (after * before).sum() / max((before * before).sum(), 1e-12)
+                np.testing.assert_allclose(after, scale * before, rtol=1e-4, atol=1e-6)
+    for layer in spectral_layers(discriminator):
+        kernel = np.asarray(layer.kernel).reshape(-1, layer.kernel.shape[-1])
+        assert np.linalg.svd(kernel, compute_uv=False)[0] == pytest.approx(1, abs=0.15)
+
+
+def test_d_trainer_scores_augmented_images_as_the_discriminator_would():
+    _, discriminator, d_trainer, _ = lever_models()
+    rng = np.random.default_rng(1)
+    ((images, attrs, wrong, params), _, _), _ = lever_batches(rng)
+    out = d_trainer.predict_on_batch([images, attrs, wrong, params])
+    seen = np.asarray(augment.apply(images, params, POLICY))
+    right = discriminator.predict_on_batch([seen, attrs])
+    np.testing.assert_allclose(out["face"], right["face"], rtol=1e-4, atol=1e-5)
+    other = d_trainer.predict_on_batch([images, attrs, wrong, augment.draw(len(images), rng)])
+    assert not np.allclose(out["face"], other["face"])  # the draws are in play
+
+
+def test_conditioned_normalisation_trains_saves_and_loads(tmp_path):
+    generator, discriminator, d_trainer, gan = lever_models()
+    modulation = [x for x in generator.layers if isinstance(x, models.AttributeModulation)]
+    assert len(modulation) == 3  # one per batch normalisation at 32x32
+    before = weights(modulation[0])
+    models.train_step(discriminator, d_trainer, gan, *lever_batches(np.random.default_rng(2)))
+    assert changed(before, weights(modulation[0]))
+    generator.save(tmp_path / "g.keras")
+    loaded = keras.models.load_model(tmp_path / "g.keras", compile=False)
+    z = np.random.default_rng(3).random((4, 48), dtype=np.float32)
+    np.testing.assert_allclose(loaded.predict_on_batch(z), generator.predict_on_batch(z), atol=1e-6)
+
+
+def test_the_average_follows_the_update_formula_and_its_half_life_ramps_up():
+    assert averaging.beta(64, 64, 10) < 1e-5  # at first the average is G itself
+    assert averaging.beta(64, 10**7, 10) == pytest.approx(0.5 ** (64 / 10_000))
+    generator = models.build_generator(32, noise_dim=8, width=8)
+    average = averaging.GeneratorAverage(generator)
+    start = weights(average.model)
+    for variable in generator.trainable_variables:
+        variable.assign(variable + 1.0)
+    average.update(generator, 0.75)
+    trained = {id(v) for v in average.model.trainable_variables}
+    for variable, old, new in zip(average.model.weights, start, weights(average.model)):
+        expected = old + 0.25 if id(variable) in trained else old
+        np.testing.assert_allclose(new, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_recalibration_gives_the_average_its_own_batch_statistics():
+    generator = models.build_generator(32, noise_dim=8, width=8)
+    average = averaging.GeneratorAverage(generator)
+    for variable in average.model.trainable_variables:  # weights unlike G's
+        variable.assign(variable * 1.5)
+    rows = np.random.default_rng(4).integers(0, 2, (64, 40))
+    average.recalibrate(rows, 16, 8)
+    norm = next(x for x in average.model.layers if isinstance(x, keras.layers.BatchNormalization))
+    before_norm = keras.Model(average.model.inputs, norm.input)
+    rng, sampler = np.random.default_rng([0, 5]), AttributeSampler("dataset", rows)
+    means = [
+        np.asarray(before_norm(attribute_noise(sampler.sample(16, rng), 8, rng))).mean((0, 1, 2))
+        for _ in range(averaging.CALIBRATION_BATCHES)
+    ]
+    np.testing.assert_allclose(norm.moving_mean, np.mean(means, axis=0), rtol=1e-4, atol=1e-5)
+    assert norm.momentum == 0.8  # restored
