@@ -77,6 +77,14 @@ BEFORE_THE_SETTING = {"augment": "", "ema_kimg": 0.0, "cond_bn": False, "spectra
 DEFAULTS = RunSettings()
 
 
+def _flag(key: str, value) -> str:
+    """A setting as the command-line flag that asks for it."""
+    flag = "--" + key.replace("_", "-")
+    if isinstance(value, bool):
+        return flag if value else "--no-" + flag[2:]
+    return f"{flag} {value if value != '' else 'none'}"
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """One ``dcgan.py`` training command. None for a run setting means "the
@@ -122,10 +130,9 @@ class TrainConfig:
                 continue
             was = saved.get(key, BEFORE_THE_SETTING.get(key))
             if asked is not None and asked != was:
-                flag = "--" + key.replace("_", "-")
                 raise UsageError(
-                    f"{checkpoint} was trained with {flag} {was}, not {asked}; "
-                    f"pass {flag} {was} or a new --out"
+                    f"{checkpoint} was trained with {_flag(key, was)}, not {_flag(key, asked)}"
+                    f"; pass {_flag(key, was)} or a new --out"
                 )
             chosen[key] = was
         for key in ("lr_d", "lr_g"):

@@ -253,9 +253,21 @@ ARGUMENT_CASES = {
         lambda c, s, t: [*tiny_run(s, c, 1)],
         "already holds a run; pass --resume",
     ),
+    "unknown augmentation": (
+        training("--augment", "color,flip"),
+        "--augment color,flip: unknown operation flip; use a comma-separated subset",
+    ),
+    "negative generator-average half-life": (
+        training("--ema-kimg", "-1"),
+        "argument --ema-kimg: -1.0 is not a positive number",
+    ),
+    "resume without the augmentation the run was trained with": (
+        lambda c, s, t: [*tiny_run(s, c, 1), "--resume", "--epochs", "2", "--augment", "cutout"],
+        "trained with --augment none, not --augment cutout; pass --augment none or a new --out",
+    ),
     "resume with another noise size": (
         lambda c, s, t: [*tiny_run(s, c, 1), "--resume", "--epochs", "2", "--noise-dim", "4"],
-        "trained with --noise-dim 8, not 4",
+        "trained with --noise-dim 8, not --noise-dim 4",
     ),
     "no checkpoint where one is named": (
         lambda c, s, t: ["generate", "--checkpoint", str(t), "--out", str(t / "faces")],

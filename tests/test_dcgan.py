@@ -67,13 +67,13 @@ def test_resume_with_another_architecture_names_both_values(trained_run, capsys)
     args = [*common, "--epochs", "3", "--resume"]
     args[args.index("--noise-dim") + 1] = "16"
     assert dcgan.main(args) == 2
-    assert "trained with --noise-dim 8, not 16" in capsys.readouterr().err
+    assert "trained with --noise-dim 8, not --noise-dim 16" in capsys.readouterr().err
 
 
 def test_resume_with_another_loss_is_refused(trained_run, capsys):
     _, common, _ = trained_run
     assert dcgan.main([*common, "--epochs", "3", "--resume", "--loss", "hinge"]) == 2
-    assert "trained with --loss bce, not hinge" in capsys.readouterr().err
+    assert "trained with --loss bce, not --loss hinge" in capsys.readouterr().err
 
 
 def test_hinge_loss_trains(synth_root, tmp_path):

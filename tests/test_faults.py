@@ -211,7 +211,7 @@ def test_resume_with_another_batch_size_names_both_values(synth_root, tmp_path, 
     assert dcgan.main(args) == 0
     args[args.index("--batch-size") + 1] = "24"
     assert dcgan.main([*args, "--epochs", "2", "--resume"]) == 2
-    assert "trained with --batch-size 16, not 24" in capsys.readouterr().err
+    assert "trained with --batch-size 16, not --batch-size 24" in capsys.readouterr().err
 
 
 def test_a_run_killed_before_its_first_checkpoint_starts_fresh_without_its_rows(
