@@ -92,15 +92,28 @@ def train_parser() -> argparse.ArgumentParser:
         type=cli.positive_float,
         help=f"Adam learning rate of both networks (default: {d.lr_d:g})",
     )
-    add("--lr-d", type=cli.positive_float, help="the discriminator's learning rate (TTUR)")
-    add("--lr-g", type=cli.positive_float, help="the generator's learning rate (TTUR)")
-    add(
+    lever = parser.add_argument_group(
+        "quality levers", "off by default until measured (benchmarks/NOTES.md)"
+    ).add_argument
+    lever(
+        "--lr-d",
+        type=cli.positive_float,
+        metavar="LR",
+        help="the discriminator's learning rate (TTUR; default: --lr)",
+    )
+    lever(
+        "--lr-g",
+        type=cli.positive_float,
+        metavar="LR",
+        help="the generator's learning rate (TTUR; default: --lr)",
+    )
+    lever(
         "--augment",
         metavar="POLICY",
         help="DiffAugment of every image D sees, real and generated: a comma-separated "
         f"subset of {','.join(augment.OPERATIONS)}, or none (default: none)",
     )
-    add(
+    lever(
         "--ema-kimg",
         type=cli.non_negative_float,
         metavar="K",
@@ -108,12 +121,12 @@ def train_parser() -> argparse.ArgumentParser:
         "images (StyleGAN2-ADA uses 10 per 32 of batch) and show faces from it; 0 = none "
         f"(default: {d.ema_kimg:g})",
     )
-    add(
+    lever(
         "--cond-bn",
         action=argparse.BooleanOptionalAction,
         help="attribute-conditioned batch normalisation in the generator (default: off)",
     )
-    add(
+    lever(
         "--spectral-norm",
         action=argparse.BooleanOptionalAction,
         help="spectral normalisation of the discriminator's layers (default: off)",
