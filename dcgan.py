@@ -93,7 +93,7 @@ def train_parser() -> argparse.ArgumentParser:
         help=f"Adam learning rate of both networks (default: {d.lr_d:g})",
     )
     lever = parser.add_argument_group(
-        "quality levers", "off by default until measured (benchmarks/NOTES.md)"
+        "quality levers", "off by default until measured (docs/results.md)"
     ).add_argument
     lever(
         "--lr-d",

@@ -1,5 +1,5 @@
 """A/B of training settings by the numbers: train each arm for each seed, evaluate it,
-and print the mean and spread of every quality figure (benchmarks/NOTES.md, "Quality
+and print the mean and spread of every quality figure (docs/results.md, "Quality
 levers").
 
     python benchmarks/quality_ab.py --data-dir ../shared/celeba-89x109 --out ab \\
