@@ -197,7 +197,7 @@ def fresh():
     real = dataset.CelebaBatches(cache, "train", 8, seed=0, flip=True)
     g, d = models.build_generator(32, 8, 8), models.build_discriminator(32, 8)
     d_trainer, gan = models.build_d_trainer(d), models.build_gan(g, d)
-    models.compile_models(g, d, d_trainer, gan, 2e-4, 0.5)
+    models.compile_models(g, d, d_trainer, gan, 2e-4, 2e-4, 0.5)
     sampler = dataGens.AttributeSampler("dataset", cache.attributes[real.rows])
     batches = dataGens.DiscriminatorBatches(real, g, sampler, 8, 0)
     return g, d, d_trainer, gan, batches, dataGens.GeneratorBatches(sampler, 8, len(real), 8, 0)
