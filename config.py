@@ -45,7 +45,7 @@ class RunSettings:
     beta1: float = 0.5
     seed: int = 0
     augment: str = ""  # DiffAugment policy (augment.py); "" = none
-    ema_kimg: float = 0.0  # half-life of the generator average, thousands of images; 0 = none
+    ema_kimg: float = 10.0  # half-life of the generator average, thousands of images; 0 = none
     cond_bn: bool = False  # attribute-conditioned batch normalisation in G
     spectral_norm: bool = False  # spectral normalisation of D's layers
     lr_d: float = 5e-4

@@ -93,7 +93,8 @@ def train_parser() -> argparse.ArgumentParser:
         help=f"Adam learning rate of both networks (default: {d.lr_d:g})",
     )
     lever = parser.add_argument_group(
-        "quality levers", "off by default until measured (docs/results.md)"
+        "quality levers",
+        "the generator average is on by default, the others off, as measured (docs/results.md)",
     ).add_argument
     lever(
         "--lr-d",

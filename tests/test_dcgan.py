@@ -168,7 +168,10 @@ def test_compiled_step_run_ends_with_the_weights_of_a_train_on_batch_run(
         assert done.returncode == 0, done.stderr[-3000:]
     outs = (plain, compiled)
     saved = [runs.load_checkpoint(out / "checkpoints" / "epoch-0002") for out in outs]
-    saved = [[c.generator, c.discriminator] + ([c.average] if levers else []) for c in saved]
+    saved = [
+        [c.generator, c.discriminator] + ([c.average] if c.average is not None else [])
+        for c in saved
+    ]
     for expected, got in zip(*saved, strict=True):
         for a, b in zip(expected.get_weights(), got.get_weights()):
             np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
