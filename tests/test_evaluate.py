@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import tiny_run
+from conftest import tiny_run, train_tiny_classifier
 
 import checkpoints
 import dataset
@@ -108,20 +108,7 @@ def test_visible_attributes_leave_out_the_synthetic_label_only_ones(synth_root, 
 @pytest.fixture(scope="module")
 def monitored_run(synth_root, tmp_path_factory):
     """The classifier trained from the CLI, then two tiny epochs with --eval-every 1."""
-    assert (
-        evaluate.main(
-            [
-                "train-classifier",
-                "--data-dir",
-                str(synth_root),
-                "--image-size",
-                "32",
-                "--epochs",
-                "2",
-            ]
-        )
-        == 0
-    )
+    train_tiny_classifier(synth_root)
     out = tmp_path_factory.mktemp("run") / "run"
     assert (
         dcgan.main([*tiny_run(synth_root, out, steps=2), "--epochs", "2", "--eval-every", "1"]) == 0

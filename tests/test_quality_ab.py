@@ -7,10 +7,9 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import PROJECT
+from conftest import PROJECT, train_tiny_classifier
 
 import cli
-import evaluate
 
 sys.path.insert(0, str(PROJECT / "benchmarks"))
 
@@ -54,20 +53,7 @@ def test_a_report_that_is_not_evaluates_is_named(tmp_path):
 
 
 def test_a_tiny_ab_trains_evaluates_and_does_not_redo_what_is_done(synth_root, tmp_path, capsys):
-    assert (
-        evaluate.main(
-            [
-                "train-classifier",
-                "--data-dir",
-                str(synth_root),
-                "--image-size",
-                "32",
-                "--epochs",
-                "2",
-            ]
-        )
-        == 0
-    )
+    train_tiny_classifier(synth_root)
     argv = ["--data-dir", str(synth_root), "--out", str(tmp_path), "--seeds", "0"]
     argv += ["--arm", f"a={TINY} --ema-kimg 1 --augment cutout"]
     argv += ["--raw", "a", "--epochs", "1", "--count", "24"]
