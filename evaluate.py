@@ -288,12 +288,18 @@ def diversity(
 # ------------------------------------------------------------- feature distances
 
 
+def real_set_size(cache: dataset.Cache, count: int) -> int:
+    """How many images each of ``real_sets``' two sets holds."""
+    train, held_out = evaluation_split(cache)
+    return min(count, len(train), len(held_out))
+
+
 def real_sets(cache: dataset.Cache, count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(reference, held-out) real images, the same number of each: a sample of the
     training rows, which generated faces are measured against, and held-out rows,
     whose distance to the reference is the real-vs-real baseline."""
     train, held_out = evaluation_split(cache)
-    n = min(count, len(train), len(held_out))
+    n = real_set_size(cache, count)
     rng = np.random.default_rng([seed, 10])
     pick = [np.sort(rng.choice(rows, n, replace=False)) for rows in (train, held_out)]
     return dataset.to_float(cache.images[pick[0]]), dataset.to_float(cache.images[pick[1]])
@@ -337,9 +343,9 @@ def inception_reference(
     """The FID Inception's features of ``real_sets(cache, count, seed)``, cached beside
     the data: at 6 images a second on two CPU cores they are worth computing once. A
     cached file that does not match (other network, sizes, unreadable) is recomputed."""
-    reference, held_out = real_sets(cache, count, seed)
-    path = cache.path / f"fid-reference-n{len(reference)}-seed{seed}.npz"
-    expected = (len(reference), fid_inception.FEATURES)
+    n = real_set_size(cache, count)  # the images themselves are read only when not cached
+    path = cache.path / f"fid-reference-n{n}-seed{seed}.npz"
+    expected = (n, fid_inception.FEATURES)
     try:
         with np.load(path, allow_pickle=False) as saved:
             if (
@@ -351,8 +357,8 @@ def inception_reference(
                 return saved["reference"], saved["held_out"]
     except (OSError, KeyError, ValueError):
         pass  # absent or not ours: computed and written again below
-    print(f"FID Inception features of {2 * len(reference)} real faces (cached)", file=sys.stderr)
-    features = [inception.features(images) for images in (reference, held_out)]
+    print(f"FID Inception features of {2 * n} real faces (cached)", file=sys.stderr)
+    features = [inception.features(images) for images in real_sets(cache, count, seed)]
     with checkpoints.replacing(path) as partial, open(partial, "wb") as handle:
         np.savez(
             handle,
