@@ -23,15 +23,18 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
 
+import schemas
 from cli import CommandError
 
 POINTERS = ("LATEST", "BEST", "GOOD")
+FOLDER_NAME = re.compile(r"epoch-\d{4}(-step-\d{6})?")
 MANIFEST = "manifest.json"
 STATE = "state.json"
 
@@ -139,12 +142,14 @@ def point(run_dir: Path, label: str, folder: Path) -> None:
 
 
 def pointed(run_dir: Path, label: str) -> Path | None:
-    """The checkpoint a pointer names, if the pointer and the folder exist."""
+    """The checkpoint a pointer names, if the pointer holds a checkpoint's name and that
+    folder exists (anything else in it, a path elsewhere included, counts as no pointer)."""
     try:
-        folder = run_dir / "checkpoints" / (run_dir / "checkpoints" / label).read_text().strip()
-    except OSError:
+        name = (run_dir / "checkpoints" / label).read_text().strip()
+    except (OSError, UnicodeDecodeError):
         return None
-    return folder if folder.is_dir() else None
+    folder = run_dir / "checkpoints" / name
+    return folder if FOLDER_NAME.fullmatch(name) and folder.is_dir() else None
 
 
 def prune(run_dir: Path, keep: int) -> None:
@@ -157,15 +162,18 @@ def prune(run_dir: Path, keep: int) -> None:
 
 def complete(run_dir: Path) -> list[Path]:
     """Checkpoint folders in training order (staging folders are hidden, never listed)."""
-    return sorted(p for p in (run_dir / "checkpoints").glob("epoch-*") if p.is_dir())
+    folders = (run_dir / "checkpoints").glob("epoch-*")
+    return sorted(p for p in folders if FOLDER_NAME.fullmatch(p.name) and p.is_dir())
 
 
 def verify(folder: Path) -> str | None:
-    """What is wrong with a checkpoint folder, or None when the manifest checks out."""
-    try:
-        manifest = json.loads((folder / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return f"{MANIFEST} missing or unreadable"
+    """What is wrong with a checkpoint folder, or None when its manifest checks out and
+    the manifest and state.json have their schemas' shape."""
+    manifest, problem = schemas.parse_json(folder / MANIFEST, schemas.CHECKPOINT_MANIFEST)
+    if problem is not None:
+        return f"{MANIFEST}: {problem}"
+    if STATE not in manifest:
+        return f"{MANIFEST} does not list {STATE}"
     for name, expected in manifest.items():
         path = folder / name
         if not path.is_file():
@@ -174,7 +182,8 @@ def verify(folder: Path) -> str | None:
             return f"{name} has {path.stat().st_size} bytes, the manifest says {expected['bytes']}"
         if _sha256(path) != expected["sha256"]:
             return f"{name} does not match its checksum"
-    return None
+    _, problem = schemas.parse_json(folder / STATE, schemas.STATE)
+    return None if problem is None else f"{STATE}: {problem}"
 
 
 def find(path: str | os.PathLike) -> Path | None:

@@ -34,8 +34,9 @@ def check_image_size(image_size: int) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class RunSettings:
-    """The settings of one run. All but the learning rates and ``data`` are fixed for
-    its life (``FIXED``); ``data`` is the resolved data root it trains on."""
+    """The settings of one run. All but the learning rates and the data are fixed for
+    its life (``FIXED``); ``data`` is the resolved data root it trains on, pinned by
+    its fingerprint (training.py refuses to resume on other data)."""
 
     image_size: int = 64
     noise_dim: int = 64
@@ -51,6 +52,7 @@ class RunSettings:
     lr_d: float = 5e-4
     lr_g: float = 5e-4
     data: str | None = None
+    data_fingerprint: str | None = None  # dataset.data_fingerprint of ``data``
 
     FIXED = (
         "image_size",
@@ -68,10 +70,6 @@ class RunSettings:
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
-
-
-# What a checkpoint written before a setting existed was trained with.
-BEFORE_THE_SETTING = {"augment": "", "ema_kimg": 0.0, "cond_bn": False, "spectral_norm": False}
 
 
 DEFAULTS = RunSettings()
@@ -119,7 +117,8 @@ class TrainConfig:
     def settings(self, saved: dict | None = None, checkpoint: Path | None = None) -> RunSettings:
         """The run's settings: a new run's from this config and the defaults; a resumed
         run's from its checkpoint's ``saved`` settings, where a value asked for that
-        differs is an error naming both (only the learning rates may change)."""
+        differs is an error naming both (only the learning rates may change). ``saved``
+        is as schemas.STATE reads it: every key there, older versions' filled in."""
         chosen = {}
         for key in RunSettings.FIXED:
             asked = getattr(self, key)
@@ -128,7 +127,7 @@ class TrainConfig:
             if saved is None:
                 chosen[key] = getattr(DEFAULTS, key) if asked is None else asked
                 continue
-            was = saved.get(key, BEFORE_THE_SETTING.get(key))
+            was = saved[key]
             if asked is not None and asked != was:
                 raise UsageError(
                     f"{checkpoint} was trained with {_flag(key, was)}, not {_flag(key, asked)}"
@@ -136,7 +135,6 @@ class TrainConfig:
                 )
             chosen[key] = was
         for key in ("lr_d", "lr_g"):
-            # Checkpoints from before the two rates hold one "lr" for both.
-            before = saved.get(key, saved.get("lr")) if saved else getattr(DEFAULTS, key)
+            before = saved[key] if saved else getattr(DEFAULTS, key)
             chosen[key] = getattr(self, key) or self.lr or before
         return RunSettings(**chosen)

@@ -46,6 +46,7 @@ import pandas as pd
 from tqdm import tqdm
 
 import cli
+import schemas
 import synth_faces
 from attributes import ATTRIBUTES
 from config import IMAGE_SIZES, check_image_size
@@ -59,7 +60,7 @@ SPLITS = {"train": 0, "val": 1, "test": 2}
 NO_PARTITION = -1
 # Crop box as fractions of (width, height) of the 178x218 aligned image: left, top, side.
 CROP = (15 / 178, 40 / 218, 148 / 178)
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 class DataError(cli.CommandError):
@@ -247,6 +248,7 @@ class Index:
 
     files: CelebaFiles
     names: list[str]
+    sizes: np.ndarray  # (n,) int64 bytes of each image file
     attributes: np.ndarray  # (n, 40) uint8
     partition: np.ndarray  # (n,) int8, NO_PARTITION where the partition file lacks it
     skipped: dict[str, int]
@@ -257,13 +259,16 @@ def scan(root: str | os.PathLike) -> Index:
     """Match the label rows of ``root`` with its image files."""
     files = find_files(root)
     labels = read_attributes(files.attr_file)
-    on_disk = {entry.name for entry in os.scandir(files.image_dir) if entry.is_file()}
-    on_disk = {name for name in on_disk if name.lower().endswith((".jpg", ".jpeg", ".png"))}
+    on_disk = {
+        entry.name: entry.stat().st_size
+        for entry in os.scandir(files.image_dir)
+        if entry.is_file() and entry.name.lower().endswith((".jpg", ".jpeg", ".png"))
+    }
     have_image = labels.index.isin(list(on_disk))
     kept = labels[have_image].sort_index()
     skipped = {
         "label rows without an image": int((~have_image).sum()),
-        "images without a label row": len(on_disk - set(labels.index)),
+        "images without a label row": len(on_disk.keys() - set(labels.index)),
     }
     partition = np.full(len(kept), NO_PARTITION, np.int8)
     if files.partition_file is not None:
@@ -279,11 +284,22 @@ def scan(root: str | os.PathLike) -> Index:
     return Index(
         files,
         list(kept.index),
+        np.array([on_disk[name] for name in kept.index], np.int64),
         kept.to_numpy(np.uint8),
         partition,
         skipped,
         labels.attrs["header_count"],
     )
+
+
+def data_fingerprint(index: Index) -> str:
+    """What the data is, not where: the labelled images' names and byte sizes, their
+    attributes and partition. A run records it (config.RunSettings) to refuse resuming
+    on other data; a copy of the same data elsewhere has the same fingerprint."""
+    digest = hashlib.sha1("\n".join(index.names).encode())
+    for array in (index.sizes, index.attributes, index.partition):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------- cache
@@ -369,17 +385,26 @@ class Cache:
 
 
 def open_cache(path: Path) -> Cache:
-    """Open a complete cache; raises DataError when it is absent or incomplete."""
-    manifest_path = path / "manifest.json"
-    if not manifest_path.is_file():
-        raise DataError(f"{path}: no complete cache (manifest.json missing)")
-    manifest = json.loads(manifest_path.read_text())
-    images = np.load(path / "images.npy", mmap_mode="r")
-    attributes = np.load(path / "attributes.npy")
-    partition = np.load(path / "partition.npy")
-    if not len(images) == len(attributes) == len(partition) == manifest["count"]:
-        raise DataError(f"{path}: cache arrays disagree with the manifest; delete the folder")
-    return Cache(path, images, attributes, partition, manifest)
+    """Open a complete cache, its manifest and arrays checked against their schemas;
+    raises DataError when it is absent, incomplete or not of this shape."""
+    fix = "delete the folder and it is built again"
+    manifest = schemas.read_json(path / "manifest.json", schemas.CACHE_MANIFEST, DataError, fix)
+    n, side = manifest["count"], manifest["image_size"]
+    arrays = {}
+    for name, shape, dtype, values in (
+        ("images", (n, side, side, 3), np.uint8, None),
+        ("attributes", (n, len(ATTRIBUTES)), np.uint8, (0, 1)),
+        ("partition", (n,), np.int8, (NO_PARTITION, *SPLITS.values())),
+    ):
+        try:
+            arrays[name] = np.load(path / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as why:
+            raise DataError(f"{path / name}.npy: unreadable ({why}); {fix}") from None
+        problem = schemas.array_problem(arrays[name], shape, dtype, values)
+        if problem is not None:
+            raise DataError(f"{path / name}.npy: {problem}; {fix}")
+    attributes, partition = np.array(arrays["attributes"]), np.array(arrays["partition"])
+    return Cache(path, arrays["images"], attributes, partition, manifest)
 
 
 def _decode_chunk(job: tuple[str, list[tuple[int, str]], int, int]) -> list[int]:
@@ -417,10 +442,10 @@ def build_cache(
     fingerprint = _fingerprint(index, image_size)
     try:
         cache = open_cache(target)
-        if cache.manifest.get("fingerprint") == fingerprint:
+        if cache.manifest["fingerprint"] == fingerprint:
             return cache
-    except (DataError, OSError, ValueError, KeyError):
-        pass
+    except DataError:
+        pass  # absent, damaged or of another version: built again
     return _write_cache(index, image_size, target, fingerprint, workers, progress)
 
 
@@ -454,6 +479,7 @@ def _write_cache(
         manifest = {
             "version": CACHE_VERSION,
             "fingerprint": fingerprint,
+            "data_fingerprint": data_fingerprint(index),
             "source": str(index.files.root.resolve()),
             "layout": index.files.layout,
             "attr_file": str(index.files.attr_file),

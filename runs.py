@@ -19,7 +19,6 @@ what goes into one, and reading it back, is this module's. It does not train.
 from __future__ import annotations
 
 import csv
-import json
 import shutil
 from pathlib import Path
 from typing import NamedTuple
@@ -28,6 +27,8 @@ import numpy as np
 
 import checkpoints
 import models  # registers the custom layers the saved models name
+import schemas
+from attributes import ATTRIBUTES
 from cli import UsageError
 from config import RunSettings
 from quiet_keras import keras
@@ -62,17 +63,17 @@ def find_checkpoint(path: str | Path) -> Path:
 
 
 def read_state(folder: Path) -> dict:
-    """A checkpoint's state.json."""
-    try:
-        return json.loads((folder / checkpoints.STATE).read_text())
-    except (OSError, ValueError) as error:
-        raise UsageError(f"{folder}: unreadable state.json ({error})") from None
+    """A checkpoint's state.json, checked against schemas.STATE (older versions' missing
+    settings filled in)."""
+    fix = "use another checkpoint (checkpoints/epoch-NNNN)"
+    return schemas.read_json(folder / checkpoints.STATE, schemas.STATE, UsageError, fix)
 
 
 def load_checkpoint(folder: Path, compile: bool = True) -> Checkpoint:
     """Both models (the discriminator only with ``compile``, for training), the state
     and the arrays of a checkpoint folder."""
     state = read_state(folder)
+    noise_dim = state["settings"]["noise_dim"]
     try:
         generator = keras.models.load_model(folder / "generator.keras", compile=compile)
         discriminator = (
@@ -80,14 +81,21 @@ def load_checkpoint(folder: Path, compile: bool = True) -> Checkpoint:
             if compile
             else None
         )
-        attribute_rows = np.load(folder / "attributes.npy")
-        probes = np.load(folder / "probes.npy")
+        attribute_rows = np.load(folder / "attributes.npy", allow_pickle=False)
+        probes = np.load(folder / "probes.npy", allow_pickle=False)
         average = None
         if (folder / AVERAGE).is_file():
             average = keras.models.load_model(folder / AVERAGE, compile=False)
     except (OSError, ValueError, KeyError, TypeError) as error:
         reason = str(error).strip().splitlines()[0][:200]
         raise UsageError(f"{folder}: not a readable checkpoint ({reason})") from None
+    width = len(ATTRIBUTES)
+    for name, problem in (
+        ("attributes.npy", schemas.array_problem(attribute_rows, (None, width), np.uint8, (0, 1))),
+        ("probes.npy", schemas.array_problem(probes, (None, width + noise_dim), np.float32)),
+    ):
+        if problem is not None:
+            raise UsageError(f"{folder / name}: {problem}; not written by dcgan.py, use another")
     return Checkpoint(generator, discriminator, state, attribute_rows, probes, average)
 
 

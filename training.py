@@ -138,6 +138,46 @@ class DivergenceGuard:
             )
 
 
+def data_root(asked: str | None, saved: dict | None, checkpoint: Path | None) -> Path:
+    """The data a run trains on: a new run's as asked (dataset.resolve_data_dir); a
+    resumed run's as its checkpoint recorded it, pinned by its fingerprint. Another
+    ``--data-dir`` on resume is taken only when it holds the same data (moved)."""
+    recorded = saved["data"] if saved else None
+    if recorded is None:  # a new run, or a checkpoint from before the data was recorded
+        return dataset.resolve_data_dir(asked)
+    keep = f"pass --data-dir {recorded} (or leave it out), or a new --out to train on"
+    if asked is None and not Path(recorded).is_dir():
+        raise UsageError(
+            f"{checkpoint} was trained on {recorded}, which is gone; put the data back "
+            "there, or pass --data-dir where it is now"
+        )
+    root = dataset.resolve_data_dir(recorded if asked is None else asked)
+    moved = str(root.resolve()) != recorded
+    if saved["data_fingerprint"] is None:  # recorded before fingerprints: the path decides
+        if moved and Path(recorded).is_dir():
+            raise UsageError(f"{checkpoint} was trained on {recorded}, not {root}; {keep} it")
+        if moved:
+            print(
+                f"{checkpoint} was trained on {recorded}, which is gone, and predates data "
+                f"fingerprints: training on {root} as asked, unchecked",
+                file=sys.stderr,
+            )
+        return root
+    if dataset.data_fingerprint(dataset.scan(root)) != saved["data_fingerprint"]:
+        if moved:
+            raise UsageError(
+                f"--data-dir {root} holds other data than {checkpoint} was trained on "
+                f"({recorded}); {keep} {root}"
+            )
+        raise UsageError(
+            f"{recorded} changed since {checkpoint} was trained on it (other images, labels "
+            "or partition); restore it, or train on it from scratch with a new --out"
+        )
+    if moved:
+        print(f"{root}: the data {checkpoint} was trained on at {recorded}", file=sys.stderr)
+    return root
+
+
 class Trainer:
     """One training run: its settings, data, models, position and history on disk."""
 
@@ -150,9 +190,13 @@ class Trainer:
             runs.refuse_foreign_run(self.run_dir)
         saved = runs.read_state(self.checkpoint)["settings"] if self.checkpoint else None
         settings = config.settings(saved, self.checkpoint)  # before any data is rendered
-        root = dataset.resolve_data_dir(config.data_dir)
-        self.settings = dataclasses.replace(settings, data=str(Path(root).resolve()))
-        self.cache = dataset.build_cache(root, self.settings.image_size)
+        root = data_root(config.data_dir, saved, self.checkpoint)
+        self.cache = dataset.build_cache(root, settings.image_size)
+        self.settings = dataclasses.replace(
+            settings,
+            data=str(root.resolve()),
+            data_fingerprint=self.cache.manifest["data_fingerprint"],
+        )
         print(dataset.summary_line(self.cache), file=sys.stderr)
         self.real = dataset.CelebaBatches(
             self.cache, "train", self.settings.batch_size, seed=self.seed, flip=True

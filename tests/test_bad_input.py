@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -285,7 +286,7 @@ ARGUMENT_CASES = {
     ),
     "foreign checkpoint folder": (
         lambda c, s, t: ["generate", "--checkpoint", str(foreign_folder(t)), "--out", str(t)],
-        "damaged checkpoint (manifest.json missing or unreadable)",
+        "damaged checkpoint (manifest.json: cannot read it",
     ),
     "foreign file as checkpoint": (
         lambda c, s, t: ["generate", "--checkpoint", str(t / "a-file"), "--out", str(t / "x")],
@@ -314,16 +315,8 @@ def test_a_checkpoint_from_another_backend_resumes_with_a_note(
     copy = tmp_path / "run"
     shutil.copytree(tiny_checkpoint, copy)
     folder = checkpoints.find(copy)
-    state = json.loads((folder / "state.json").read_text())
     other = "torch" if keras.backend.backend() == "jax" else "jax"
-    state["backend"] = other
-    (folder / "state.json").write_text(json.dumps(state))
-    manifest = json.loads((folder / "manifest.json").read_text())
-    manifest["state.json"] = {
-        "bytes": (folder / "state.json").stat().st_size,
-        "sha256": hashlib.sha256((folder / "state.json").read_bytes()).hexdigest(),
-    }
-    (folder / "manifest.json").write_text(json.dumps(manifest))
+    edit_state(folder, lambda state: {**state, "backend": other})
     assert dcgan.main([*tiny_run(synth_root, copy, 1), "--epochs", "2", "--resume"]) == 0
     note = f"epoch-0001 was written on {other}; continuing on {keras.backend.backend()}"
     assert note in capsys.readouterr().err
@@ -344,3 +337,185 @@ def test_compiled_step_on_another_backend_is_refused(synth_root, tmp_path, capsy
     line = err.strip().splitlines()[-1]
     assert line.startswith("error: --compiled-step runs on the JAX backend only")
     assert not (tmp_path / "run").exists()
+
+
+# ----------------------------------------------------- metadata read back, pinned data
+
+
+def edit_state(folder: Path, change) -> None:
+    """Replace a checkpoint's state.json with ``change(state)`` (a dict, or the raw text
+    when it returns a str) and vouch for it in the manifest, so only its shape is wrong."""
+    state = change(json.loads((folder / "state.json").read_text()))
+    (folder / "state.json").write_text(state if isinstance(state, str) else json.dumps(state))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["state.json"] = {
+        "bytes": (folder / "state.json").stat().st_size,
+        "sha256": hashlib.sha256((folder / "state.json").read_bytes()).hexdigest(),
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def setting(key, value):
+    return lambda state: {**state, "settings": {**state["settings"], key: value}}
+
+
+BAD_STATES = {
+    "not JSON": (lambda state: "{epoch: 2", "Invalid JSON"),
+    "a list": (lambda state: [state], "Input should be an object"),
+    "epoch as text": (lambda state: {**state, "epoch": "2"}, "field epoch: Input should be"),
+    "negative step": (lambda state: {**state, "step": -1}, "field step: Input should be greater"),
+    "no settings": (
+        lambda state: {k: v for k, v in state.items() if k != "settings"},
+        "field settings: Field required",
+    ),
+    "beta1 of 1": (setting("beta1", 1.0), "field settings.beta1: Input should be less than 1"),
+    "unknown policy": (setting("augment", "flip"), "field settings.augment: String should match"),
+    "a setting from elsewhere": (setting("dropout", 0.5), "field settings.dropout: Extra inputs"),
+    "true as 1": (setting("cond_bn", 1), "field settings.cond_bn: Input should be a valid boolean"),
+}
+
+
+@pytest.fixture(scope="module")
+def two_checkpoints(synth_root, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("two") / "run"
+    assert dcgan.main([*tiny_run(synth_root, out, 1), "--epochs", "2"]) == 0
+    return out
+
+
+@pytest.mark.parametrize("case", list(BAD_STATES))
+def test_a_checkpoint_with_bad_metadata_counts_as_damaged(case, two_checkpoints, tmp_path, capsys):
+    change, expect = BAD_STATES[case]
+    copy = tmp_path / "run"
+    shutil.copytree(two_checkpoints, copy)
+    newest = copy / "checkpoints" / "epoch-0002"
+    edit_state(newest, change)
+    assert checkpoints.find(copy) == copy / "checkpoints" / "epoch-0001"
+    expect = f"state.json: {expect}"
+    assert f"skipping damaged checkpoint(s): epoch-0002: {expect}" in capsys.readouterr().err
+    code = run(dcgan.main, ["generate", "--checkpoint", str(newest), "--out", str(tmp_path / "x")])
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2 and line.startswith(f"error: {newest}: damaged checkpoint ({expect}")
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_pointer_to_somewhere_else_is_no_pointer(two_checkpoints, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(two_checkpoints, copy)
+    (tmp_path / "elsewhere").mkdir()
+    for text in ("../../elsewhere\n", "epoch-0001/../../../elsewhere\n", "\xff\n"):
+        (copy / "checkpoints" / "LATEST").write_text(text, errors="surrogateescape")
+        assert checkpoints.pointed(copy, "LATEST") is None
+        assert checkpoints.find(copy) == copy / "checkpoints" / "epoch-0002"
+
+
+def edit_manifest(cache: Path, **fields) -> None:
+    manifest = json.loads((cache / "manifest.json").read_text())
+    (cache / "manifest.json").write_text(json.dumps({**manifest, **fields}))
+
+
+CACHE_DAMAGE = {
+    "manifest missing a key": (
+        lambda c: (c / "manifest.json").write_text(json.dumps({"count": 6})),
+        "manifest.json: field version: Field required",
+    ),
+    "manifest count as text": (
+        lambda c: edit_manifest(c, count="6"),
+        "manifest.json: field count: Input should be a valid integer",
+    ),
+    "manifest count off": (
+        lambda c: edit_manifest(c, count=7),
+        "images.npy: shape (6, 32, 32, 3), expected (7, 32, 32, 3)",
+    ),
+    "attributes of another shape": (
+        lambda c: np.save(c / "attributes.npy", np.zeros((6, 39), np.uint8)),
+        "attributes.npy: shape (6, 39), expected (6, 40)",
+    ),
+    "attributes not 0/1": (
+        lambda c: np.save(c / "attributes.npy", np.full((6, 40), 7, np.uint8)),
+        "attributes.npy: values outside [0, 1]",
+    ),
+    "partition of another type": (
+        lambda c: np.save(c / "partition.npy", np.zeros(6, np.float64)),
+        "partition.npy: dtype float64, expected int8",
+    ),
+    "images not an array": (
+        lambda c: (c / "images.npy").write_text("nonsense"),
+        "images.npy: unreadable",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CACHE_DAMAGE))
+def test_a_damaged_cache_is_named_then_built_again(case, official_root, tmp_path):
+    root, attrs = official_root
+    cache = dataset.build_cache(root, 32, tmp_path / "cache", workers=1, progress=False)
+    damage, expect = CACHE_DAMAGE[case]
+    damage(cache.path)
+    with pytest.raises(dataset.DataError, match=re.escape(expect)) as refused:
+        dataset.open_cache(cache.path)
+    message = str(refused.value)
+    assert message.startswith(str(cache.path)) and "delete the folder" in message
+    rebuilt = dataset.build_cache(root, 32, tmp_path / "cache", workers=1, progress=False)
+    assert (rebuilt.attributes == attrs).all() and rebuilt.images.shape == (6, 32, 32, 3)
+
+
+def resume(out: Path, *flags: str) -> list[str]:
+    return ["--resume", "--epochs", "2", "--steps-per-epoch", "1", "--out", str(out), *flags]
+
+
+@pytest.fixture
+def run_on_a_copy(synth_root, tmp_path) -> tuple[Path, Path]:
+    """(data, run): a copy of the synthetic faces and a one-step run trained on it."""
+    data = tmp_path / "data"
+    shutil.copytree(synth_root, data)
+    out = tmp_path / "run"
+    assert dcgan.main([*tiny_run(data, out, 1), "--epochs", "1"]) == 0
+    return data, out
+
+
+def saved_data(out: Path) -> str:
+    return json.loads((checkpoints.find(out) / "state.json").read_text())["settings"]["data"]
+
+
+def test_resume_trains_on_the_recorded_data_without_data_dir(run_on_a_copy, capsys):
+    data, out = run_on_a_copy
+    assert dcgan.main(resume(out)) == 0
+    assert saved_data(out) == str(data.resolve())
+    assert "synthetic" not in capsys.readouterr().err  # not the built-in set
+
+
+def test_resume_takes_the_same_data_moved(run_on_a_copy, tmp_path, capsys):
+    data, out = run_on_a_copy
+    moved = tmp_path / "moved"
+    data.rename(moved)
+    assert dcgan.main(resume(out, "--data-dir", str(moved))) == 0
+    assert f"{moved}: the data " in capsys.readouterr().err
+    assert saved_data(out) == str(moved.resolve())
+
+
+PINNED = {
+    "other data": (
+        lambda data, t: ["--data-dir", str(make_official_root(t / "other")[0])],
+        "holds other data than",
+    ),
+    "data changed": (
+        lambda data, t: image(data, 7).unlink() or [],
+        "changed since",
+    ),
+    "data gone": (
+        lambda data, t: shutil.rmtree(data) or [],
+        "which is gone; put the data back there, or pass --data-dir where it is now",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(PINNED))
+def test_resume_refuses_other_data(case, run_on_a_copy, tmp_path, capsys):
+    data, out = run_on_a_copy
+    flags = PINNED[case][0](data, tmp_path)
+    before = sorted(out.rglob("*"))
+    code = run(dcgan.main, resume(out, *flags))
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2 and line.startswith("error: ") and PINNED[case][1] in line
+    assert str(data.resolve()) in line
+    assert sorted(out.rglob("*")) == before

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 import checkpoints
+import runs
+from config import RunSettings
 from quiet_keras import keras
 
 
@@ -26,7 +28,7 @@ def save(run_dir, epoch: int, step: int = 0):
         {"model": tiny_model()},
         {"probes": np.arange(4)},
         [run_dir / "losses.csv", run_dir / "absent.csv"],
-        {"epoch": epoch, "step": step},
+        runs.checkpoint_state((epoch, step), RunSettings(), None, -np.inf),
     )
 
 
