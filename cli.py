@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import sys
 import tempfile
@@ -125,20 +126,62 @@ def multiple_of_8(text: str) -> int:
     return value
 
 
-def positive_float(text: str) -> float:
+def up_to(high: int, check: Callable[[str], int] = positive_int) -> Callable[[str], int]:
+    """``check``, and no larger than ``high``: a count, size or width past what memory
+    (or the file format) allows is refused here, not by a traceback later."""
+
+    def parse(text: str) -> int:
+        value = check(text)
+        if value > high:
+            raise argparse.ArgumentTypeError(f"{value} is more than {high}; give at most {high}")
+        return value
+
+    parse.__name__ = check.__name__
+    return parse
+
+
+SEED_LIMIT = 2**32  # what numpy's and Keras' generators take
+
+
+def seed(text: str) -> int:
+    value = _whole(text)
+    if not 0 <= value < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(
+            f"{value} is not a seed; give a whole number from 0 to {SEED_LIMIT - 1}"
+        )
+    return value
+
+
+def _number(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = _number(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{value} is not a positive number")
     return value
 
 
 def non_negative_float(text: str) -> float:
-    if text.strip() in ("0", "0.0"):
-        return 0.0
-    return positive_float(text)
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative; give 0 or more")
+    return value
+
+
+def below_one(text: str) -> float:
+    """A number in [0, 1), such as Adam's beta1."""
+    value = _number(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not in [0, 1); give 0 or more, below 1")
+    return value
 
 
 # ------------------------------------------------------------------------- output

@@ -24,6 +24,8 @@ IMAGE_SIZES = (32, 64, 128)  # 4x4 doubled 3, 4 or 5 times
 LOSSES = ("bce", "hinge")
 ON_DIVERGENCE = ("stop", "rollback")
 MAX_ROLLBACKS = 3
+# Past these the networks or a batch do not fit in memory (24 GB); refused by the flags.
+MAX_BATCH, MAX_NOISE, MAX_WIDTH = 4096, 1024, 256
 
 
 def check_image_size(image_size: int) -> int:

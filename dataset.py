@@ -270,8 +270,10 @@ def scan(root: str | os.PathLike) -> Index:
         "label rows without an image": int((~have_image).sum()),
         "images without a label row": len(on_disk.keys() - set(labels.index)),
     }
-    partition = np.full(len(kept), NO_PARTITION, np.int8)
+    # Without a partition file every image is for training, as README says.
+    partition = np.full(len(kept), SPLITS["train"], np.int8)
     if files.partition_file is not None:
+        partition[:] = NO_PARTITION
         parts = read_partition(files.partition_file).reindex(kept.index)
         known = parts.notna().to_numpy()
         partition[known] = parts[known].astype(np.int8)
@@ -691,7 +693,7 @@ def _info(cache: Cache) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = cli.parser(None, __doc__.split("\n\n")[0])
+    parser = cli.parser("dataset.py", __doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     for name, text in (
         ("prepare", "build (or reuse) the preprocessed cache of a CelebA root"),
@@ -707,7 +709,9 @@ def main(argv: list[str] | None = None) -> int:
             default=os.environ.get("FACEGAN_CACHE_DIR", str(DEFAULT_CACHE_DIR)),
             help="cache folder (default: $FACEGAN_CACHE_DIR, else cache/ in the project)",
         )
-        sub.add_argument("--workers", type=int, default=os.cpu_count(), help="decode processes")
+        sub.add_argument(
+            "--workers", type=cli.up_to(256), default=os.cpu_count(), help="decode processes"
+        )
     synth = commands.add_parser(
         "synth",
         help="render the synthetic CelebA-format face set",
@@ -715,17 +719,22 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=cli.HelpFormatter,
     )
     synth.add_argument("--out", default=str(DEFAULT_SYNTH_DIR), help="folder to write")
-    synth.add_argument("--count", type=int, default=None, help="images (default 20000)")
-    synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--workers", type=int, default=os.cpu_count(), help="render processes")
+    synth.add_argument(
+        "--count",
+        type=cli.up_to(1_000_000),
+        default=synth_faces.DEFAULT_COUNT,
+        help="images",
+    )
+    synth.add_argument("--seed", type=cli.seed, default=0)
+    synth.add_argument(
+        "--workers", type=cli.up_to(256), default=os.cpu_count(), help="render processes"
+    )
     args = parser.parse_args(argv)
     return cli.run(lambda: _synth(args) if args.command == "synth" else _prepare(args))
 
 
 def _synth(args: argparse.Namespace) -> int:
-    count = args.count or synth_faces.DEFAULT_COUNT
-    if count <= 0:
-        raise DataError(f"--count {count}: give a positive number of images")
+    count = args.count
     started = time.perf_counter()
     synth_faces.write_dataset(args.out, count, args.seed, args.workers)
     seconds = time.perf_counter() - started

@@ -42,7 +42,17 @@ import augment
 import cli
 import generation
 import training
-from config import DEFAULTS, IMAGE_SIZES, LOSSES, MAX_ROLLBACKS, ON_DIVERGENCE, TrainConfig
+from config import (
+    DEFAULTS,
+    IMAGE_SIZES,
+    LOSSES,
+    MAX_BATCH,
+    MAX_NOISE,
+    MAX_ROLLBACKS,
+    MAX_WIDTH,
+    ON_DIVERGENCE,
+    TrainConfig,
+)
 
 
 def train_parser() -> argparse.ArgumentParser:
@@ -73,18 +83,18 @@ def train_parser() -> argparse.ArgumentParser:
     )
     add(
         "--batch-size",
-        type=cli.multiple_of_8,
+        type=cli.up_to(MAX_BATCH, cli.multiple_of_8),
         help=f"real images per step, a multiple of 8 (default: {d.batch_size})",
     )
     add(
         "--noise-dim",
-        type=cli.positive_int,
+        type=cli.up_to(MAX_NOISE),
         help="noise floats after the 40 attribute bits; 1 = the original design "
         f"(default: {d.noise_dim})",
     )
     add(
         "--width",
-        type=cli.positive_int,
+        type=cli.up_to(MAX_WIDTH),
         help=f"base channel count of both networks (default: {d.width})",
     )
     add(
@@ -132,7 +142,7 @@ def train_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         help="spectral normalisation of the discriminator's layers (default: off)",
     )
-    add("--beta1", type=cli.positive_float, help=f"Adam beta_1 (default: {d.beta1})")
+    add("--beta1", type=cli.below_one, help=f"Adam beta_1, in [0, 1) (default: {d.beta1})")
     add("--loss", choices=LOSSES, help=f"face/no-face loss of both networks (default: {d.loss})")
     add(
         "--steps-per-epoch",
@@ -165,7 +175,7 @@ def train_parser() -> argparse.ArgumentParser:
     )
     add(
         "--seed",
-        type=int,
+        type=cli.seed,
         help=f"seed of initialisation, data order and sampling (default: {d.seed})",
     )
     add(
@@ -193,7 +203,9 @@ def generate_parser() -> argparse.ArgumentParser:
         help='attributes to force, e.g. "Smiling, Eyeglasses, -Male"; the rest '
         "are drawn from the training faces that agree",
     )
-    parser.add_argument("--count", type=cli.positive_int, default=16, help="faces to make")
+    parser.add_argument(
+        "--count", type=cli.up_to(generation.MAX_FACES), default=16, help="faces to make"
+    )
     parser.add_argument(
         "--flip",
         help="attributes to switch one at a time on the same faces "
@@ -205,7 +217,7 @@ def generate_parser() -> argparse.ArgumentParser:
         help="use the trained generator itself, not the run's generator average",
     )
     parser.add_argument("--out", default="generated", help="output folder")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=cli.seed, default=0)
     return parser
 
 

@@ -49,6 +49,7 @@ from quiet_keras import keras
 
 layers = keras.layers
 CLASSIFIER_VERSION = 2
+MAX_SCORED = 50_000  # generated faces held in memory, as float32, with their features
 # The classifier trains for at least this many batches of 128, and at least 6 epochs:
 # 6 epochs of the synthetic set, 14 of the 7,200 training faces of the shared real subset.
 CLASSIFIER_STEPS = 750
@@ -571,7 +572,10 @@ def evaluate_parser() -> argparse.ArgumentParser:
     cli.add_data_dir(parser)
     parser.add_argument("--classifier", help="a trained classifier .keras (default: cached)")
     parser.add_argument(
-        "--count", type=cli.at_least_2, default=2000, help="generated faces to score"
+        "--count",
+        type=cli.up_to(MAX_SCORED, cli.at_least_2),
+        default=2000,
+        help="generated faces to score",
     )
     parser.add_argument(
         "--fid",
@@ -588,7 +592,9 @@ def evaluate_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--out", default="eval", help="folder for report.json, the chart and generated.npz"
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the requests and noise scored")
+    parser.add_argument(
+        "--seed", type=cli.seed, default=0, help="seed of the requests and noise scored"
+    )
     return parser
 
 
@@ -612,7 +618,9 @@ def classifier_parser() -> argparse.ArgumentParser:
         help=f"training epochs (default: enough for {CLASSIFIER_STEPS} batches of 128, "
         "and at least 6)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of initialisation and data order")
+    parser.add_argument(
+        "--seed", type=cli.seed, default=0, help="seed of initialisation and data order"
+    )
     return parser
 
 

@@ -28,6 +28,7 @@ from dataset import to_uint8
 from quiet_keras import keras
 
 BATCH = 256
+MAX_FACES = 10_000  # one request: its faces and grid are held in memory
 
 
 class Request:

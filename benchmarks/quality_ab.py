@@ -124,7 +124,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="folder of the runs and reports")
     p.add_argument("--arm", type=arm, action="append", default=[], help="NAME=dcgan.py flags")
     p.add_argument("--raw", nargs="*", default=[], help="arms also evaluated with --raw")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--seeds", type=cli.seed, nargs="+", default=[0, 1, 2])
     p.add_argument("--epochs", type=cli.positive_int, default=24, help="24 x 125 = 3,000 steps")
     p.add_argument("--count", type=cli.at_least_2, default=800, help="faces each report scores")
     p.add_argument("--table-only", action="store_true", help="print the table of what is there")

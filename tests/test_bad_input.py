@@ -166,6 +166,18 @@ def test_bad_data(case, tmp_path, capsys):
         assert dataset.open_cache(cache).images.shape[1:] == (32, 32, 3)
 
 
+def test_without_a_partition_file_every_image_trains(tmp_path):
+    root, _ = make_official_root(tmp_path / "celeba", count=16)
+    (root / "list_eval_partition.txt").unlink()
+    cache = dataset.build_cache(root, 32, tmp_path / "cache", workers=1, progress=False)
+    assert len(cache.split_indices("train")) == 16 and cache.manifest["skipped"] == {
+        "label rows without an image": 0,
+        "images without a label row": 0,
+        "images that do not decode": 0,
+    }
+    assert dcgan.main([*tiny_run(root, tmp_path / "run", 1), "--batch-size", "16"]) == 0
+
+
 # ------------------------------------------------------------ arguments, checkpoints
 
 
@@ -260,7 +272,22 @@ ARGUMENT_CASES = {
     ),
     "negative generator-average half-life": (
         training("--ema-kimg", "-1"),
-        "argument --ema-kimg: -1.0 is not a positive number",
+        "argument --ema-kimg: -1.0 is negative; give 0 or more",
+    ),
+    "beta1 of 1": (training("--beta1", "1"), "argument --beta1: 1.0 is not in [0, 1)"),
+    "negative seed": (training("--seed", "-1"), "argument --seed: -1 is not a seed; give"),
+    "seed past 32 bits": (training("--seed", str(2**32)), "from 0 to 4294967295"),
+    "infinite learning rate": (training("--lr-g", "inf"), "'inf' is not a finite number"),
+    "width past memory": (training("--width", "4096"), "4096 is more than 256; give at most"),
+    "noise past memory": (training("--noise-dim", "99999"), "99999 is more than 1024"),
+    "batch past memory": (training("--batch-size", "65536"), "65536 is more than 4096"),
+    "count past memory": (
+        lambda c, s, t: ["generate", "--checkpoint", str(c), "--count", "1e9", "--out", str(t)],
+        "argument --count: '1e9' is not a whole number",
+    ),
+    "count far past memory": (
+        lambda c, s, t: ["generate", "--checkpoint", str(c), "--count", "20000", "--out", str(t)],
+        "argument --count: 20000 is more than 10000",
     ),
     "resume without the augmentation the run was trained with": (
         lambda c, s, t: [*tiny_run(s, c, 1), "--resume", "--epochs", "2", "--augment", "cutout"],
@@ -293,6 +320,25 @@ ARGUMENT_CASES = {
         "no checkpoint there",
     ),
 }
+
+
+DATASET_ARGUMENTS = {
+    "no synthetic faces": (["synth", "--count", "0"], "argument --count: 0 is not a positive"),
+    "no render processes": (["synth", "--workers", "0"], "argument --workers: 0 is not a"),
+    "no decode processes": (["prepare", "--workers", "-2"], "argument --workers: -2 is not a"),
+    "seed as text": (["synth", "--seed", "x"], "argument --seed: 'x' is not a whole number"),
+}
+
+
+@pytest.mark.parametrize("case", list(DATASET_ARGUMENTS))
+def test_bad_dataset_arguments(case, tmp_path, capsys):
+    argv, expect = DATASET_ARGUMENTS[case]
+    code = run(
+        dataset.main, [*argv, "--out" if argv[0] == "synth" else "--cache-dir", str(tmp_path / "x")]
+    )
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2 and line.startswith(f"dataset.py {argv[0]}: error: ") and expect in line
+    assert not (tmp_path / "x").exists()
 
 
 @pytest.mark.parametrize("case", list(ARGUMENT_CASES))
