@@ -19,7 +19,6 @@ does not know about GANs.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+import atomic
 import schemas
 from cli import CommandError
 
@@ -48,35 +48,12 @@ def folder_name(epoch: int, step: int = 0) -> str:
     return f"epoch-{epoch:04d}" + (f"-step-{step:06d}" if step else "")
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-@contextlib.contextmanager
-def replacing(path: Path):
-    """Yield a hidden temporary path beside ``path`` (same suffix, which some writers
-    insist on) to write to; when the block ends, the file is flushed to disk and renamed
-    over ``path``, so readers see the old file or the new one, never half of one. If
-    the block fails, the temporary file is removed and ``path`` is untouched."""
-    partial = path.with_name(f".{path.stem}.partial{path.suffix}")
-    try:
-        yield partial
-        _fsync(partial)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def check_disk(folder: Path, needed: int) -> None:
@@ -107,7 +84,8 @@ def write(
     root = run_dir / "checkpoints"
     folder = root / name
     staging = root / f".{name}.partial"
-    shutil.rmtree(staging, ignore_errors=True)
+    for stale in root.glob(".epoch-*.partial"):  # a killed write's; one writer per run
+        shutil.rmtree(stale, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
         for key, model in models.items():
@@ -120,15 +98,15 @@ def write(
         (staging / STATE).write_text(json.dumps(state, indent=2))
         files = sorted(p for p in staging.iterdir() if p.is_file())
         for path in files:
-            _fsync(path)
+            atomic.fsync(path)
         manifest = {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in files}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        _fsync(staging / MANIFEST)
-        _fsync(staging)
+        atomic.fsync(staging / MANIFEST)
+        atomic.fsync(staging)
         if folder.exists():  # a rerun of the same step after a rollback
             shutil.rmtree(folder)
         os.replace(staging, folder)
-        _fsync(root)
+        atomic.fsync(root)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -137,7 +115,7 @@ def write(
 
 
 def point(run_dir: Path, label: str, folder: Path) -> None:
-    with replacing(run_dir / "checkpoints" / label) as partial:
+    with atomic.replacing(run_dir / "checkpoints" / label) as partial:
         partial.write_text(folder.name + "\n")
 
 

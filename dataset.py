@@ -13,7 +13,8 @@ What this module does:
   naming the file, the line and the fix;
 * crops and resizes every image once into a cache (``images.npy`` memory map, uint8,
   plus ``manifest.json``), decoding in parallel on all cores, written atomically and
-  rebuilt when the source or the parameters change;
+  rebuilt when the source or the parameters change (a killed build's staging folder
+  is removed by the next build, or by ``clean``);
 * serves ``CelebaBatches``, a ``keras.utils.PyDataset`` of images in [-1, 1] and 0/1
   attributes read from the memory map, so memory does not grow with the data set.
 
@@ -23,7 +24,7 @@ GANs, scaled to each image's own size so that a half-resolution copy crops the s
 region. It is not where the synthetic faces are drawn (synth_faces.py) nor where the
 models live (models.py).
 
-Command line: ``python dataset.py prepare|info|synth --help``.
+Command line: ``python dataset.py prepare|info|synth|clean --help``.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+import atomic
 import cli
 import schemas
 import synth_faces
@@ -122,6 +124,7 @@ def read_attributes(path: str | os.PathLike) -> pd.DataFrame:
     path = Path(path)
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty; it should hold CelebA attribute rows")
+    _check_text(path)
     if path.suffix == ".csv":
         frame, header_count, first_row_line = _read_kaggle_attributes(path), None, 2
     else:
@@ -138,6 +141,23 @@ def read_attributes(path: str | os.PathLike) -> pd.DataFrame:
     frame = (values > 0).astype(np.uint8)
     frame.attrs["header_count"] = header_count
     return frame
+
+
+def _check_text(path: Path) -> None:
+    """DataError naming the line of the first byte that is not UTF-8 text or is NUL
+    (pandas would raise UnicodeDecodeError or KeyError from deep inside, without a line)."""
+    content = path.read_bytes()
+    try:
+        content.decode("utf-8")
+        bad = content.find(b"\x00")  # valid UTF-8, but no text file holds one
+    except UnicodeDecodeError as error:
+        bad = error.start
+    if bad >= 0:
+        line = content[:bad].count(b"\n") + 1
+        raise DataError(
+            f"{path}:{line}: byte 0x{content[bad]:02x} is not text; "
+            "restore the file from the original download"
+        )
 
 
 def _read_official_attributes(path: Path) -> tuple[pd.DataFrame, int]:
@@ -167,7 +187,7 @@ def _read_official_attributes(path: Path) -> tuple[pd.DataFrame, int]:
             index_col="image",
             dtype={"image": str},
         )
-    except pd.errors.ParserError as error:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
         raise DataError(f"{path}:{_parser_line(error)}") from None
     return frame, header_count
 
@@ -175,7 +195,7 @@ def _read_official_attributes(path: Path) -> tuple[pd.DataFrame, int]:
 def _read_kaggle_attributes(path: Path) -> pd.DataFrame:
     try:
         frame = pd.read_csv(path, dtype={"image_id": str})
-    except pd.errors.ParserError as error:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
         raise DataError(f"{path}:{_parser_line(error)}") from None
     if "image_id" not in frame.columns or set(ATTRIBUTES) - set(frame.columns):
         raise DataError(
@@ -213,6 +233,7 @@ def _numeric_values(path: Path, frame: pd.DataFrame, first_row_line: int) -> pd.
 def read_partition(path: str | os.PathLike) -> pd.Series:
     """Read ``list_eval_partition`` (.txt or .csv) into image name -> 0/1/2."""
     path = Path(path)
+    _check_text(path)
     try:
         if path.suffix == ".csv":
             table = pd.read_csv(path, dtype={"image_id": str}).set_index("image_id")
@@ -460,10 +481,7 @@ def _write_cache(
     progress: bool,
 ) -> Cache:
     """Decode into a temporary folder, drop failed rows, write the manifest, rename."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.with_name(f"{target.name}.tmp-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+    staging = atomic.staging_folder(target)
     started = time.perf_counter()
     try:
         raw_path = staging / "raw.npy"
@@ -494,7 +512,7 @@ def _write_cache(
             "build_seconds": round(time.perf_counter() - started, 3),
         }
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        _replace_dir(staging, target)
+        atomic.replace_folder(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -544,17 +562,6 @@ def _compact(raw_path: Path, final_path: Path, keep: np.ndarray) -> None:
     final.flush()
     del final, raw
     raw_path.unlink()
-
-
-def _replace_dir(staging: Path, target: Path) -> None:
-    """Swap the finished staging folder in; a reader sees the old cache or the new one."""
-    if target.exists():
-        trash = target.with_name(f"{target.name}.old-{os.getpid()}")
-        os.replace(target, trash)
-        os.replace(staging, target)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(staging, target)
 
 
 # ---------------------------------------------------------------------------- batches
@@ -729,8 +736,34 @@ def main(argv: list[str] | None = None) -> int:
     synth.add_argument(
         "--workers", type=cli.up_to(256), default=os.cpu_count(), help="render processes"
     )
+    clean = commands.add_parser(
+        "clean",
+        help="remove the staging folders killed builds left (they hold whole raw arrays)",
+        description="list and remove the staging folders of killed cache builds and renders",
+        formatter_class=cli.HelpFormatter,
+    )
+    clean.add_argument(
+        "--cache-dir",
+        default=os.environ.get("FACEGAN_CACHE_DIR", str(DEFAULT_CACHE_DIR)),
+        help="cache folder (default: $FACEGAN_CACHE_DIR, else cache/ in the project)",
+    )
+    clean.add_argument("--dry-run", action="store_true", help="list them, remove nothing")
     args = parser.parse_args(argv)
-    return cli.run(lambda: _synth(args) if args.command == "synth" else _prepare(args))
+    run = {"synth": _synth, "clean": _clean}.get(args.command, _prepare)
+    return cli.run(lambda: run(args))
+
+
+def _clean(args: argparse.Namespace) -> int:
+    found = [
+        *atomic.leftovers(Path(args.cache_dir)),
+        *atomic.leftovers(DEFAULT_SYNTH_DIR.parent, DEFAULT_SYNTH_DIR.name),
+    ]
+    if args.dry_run:
+        print("\n".join(str(path) for path in found) or "no leftovers")
+    else:
+        atomic.reclaim(found)
+        print(f"removed {len(found)} leftover folder(s)")
+    return 0
 
 
 def _synth(args: argparse.Namespace) -> int:

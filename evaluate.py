@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-import checkpoints
+import atomic
 import cli
 import dataset
 import feature_distances
@@ -157,7 +157,7 @@ def train_classifier(
         metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
     )
     model.fit(batches, epochs=epochs, verbose=verbose)
-    with checkpoints.replacing(classifier_path(cache)) as partial:
+    with atomic.replacing(classifier_path(cache)) as partial:
         model.save(partial)
     return model
 
@@ -360,7 +360,7 @@ def inception_reference(
         pass  # absent or not ours: computed and written again below
     print(f"FID Inception features of {2 * n} real faces (cached)", file=sys.stderr)
     features = [inception.features(images) for images in real_sets(cache, count, seed)]
-    with checkpoints.replacing(path) as partial, open(partial, "wb") as handle:
+    with atomic.replacing(path) as partial, open(partial, "wb") as handle:
         np.savez(
             handle,
             reference=features[0],
@@ -548,10 +548,10 @@ def write_outputs(report: dict, attrs: np.ndarray, images: np.ndarray, out: Path
     """report.json, the accuracy chart and the scored faces (generated.npz: uint8
     images and the attributes requested for each, for re-scoring them elsewhere), each
     written atomically."""
-    with checkpoints.replacing(out / "generated.npz") as partial, open(partial, "wb") as handle:
+    with atomic.replacing(out / "generated.npz") as partial, open(partial, "wb") as handle:
         np.savez_compressed(handle, images=dataset.to_uint8(images), attributes=attrs)
     figures.plot_accuracy(report, out / "attribute_accuracy.png")
-    with checkpoints.replacing(out / "report.json") as partial:
+    with atomic.replacing(out / "report.json") as partial:
         partial.write_text(json.dumps(report, indent=2))
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-import checkpoints
+import atomic
 from dataset import to_uint8
 
 
@@ -51,7 +51,7 @@ def save_grid(
 def save_figure(fig: Figure, path: Path) -> None:
     """Write a PNG atomically, so no half-written picture shows."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with checkpoints.replacing(path) as partial:
+    with atomic.replacing(path) as partial:
         fig.savefig(partial, dpi=100, format="png")
 
 

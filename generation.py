@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-import checkpoints
+import atomic
 import figures
 import runs
 from attributes import format_spec, parse_spec
@@ -68,7 +68,7 @@ def write_faces(
     wanted = request.sampler.sample(count, rng)
     images = request.images(attribute_noise(wanted, request.noise_dim, rng))
     for i, image in enumerate(to_uint8(images)):
-        with checkpoints.replacing(out / f"face-{i + 1:04d}.png") as partial:
+        with atomic.replacing(out / f"face-{i + 1:04d}.png") as partial:
             Image.fromarray(image).save(partial, format="PNG")
     rows = -(-count // 8)
     title = f"{request.spec} (checkpoint epoch {request.epoch})"

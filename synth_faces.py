@@ -73,6 +73,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+import atomic
 from attributes import ATTRIBUTES, INDEX
 
 WIDTH, HEIGHT = 178, 218
@@ -670,9 +671,8 @@ def write_dataset(
 ) -> Path:
     """Render ``count`` faces into ``out`` in the official layout, atomically."""
     out = Path(out)
-    staging = out.with_name(f"{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    (staging / "img_align_celeba").mkdir(parents=True)
+    staging = atomic.staging_folder(out)
+    (staging / "img_align_celeba").mkdir()
     try:
         rows = sample_attributes(count, seed)
         chunk = 200
@@ -688,9 +688,7 @@ def write_dataset(
                 bar.update(done)
         write_label_files(staging, rows)
         (staging / "synthetic.json").write_text(json.dumps(_identity(count, seed)) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(staging, out)
+        atomic.replace_folder(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

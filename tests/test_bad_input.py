@@ -16,14 +16,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from conftest import make_official_root, tiny_run
+from conftest import PROJECT, make_official_root, tiny_run
 from PIL import Image
 
 import checkpoints
@@ -565,3 +570,49 @@ def test_resume_refuses_other_data(case, run_on_a_copy, tmp_path, capsys):
     assert code == 2 and line.startswith("error: ") and PINNED[case][1] in line
     assert str(data.resolve()) in line
     assert sorted(out.rglob("*")) == before
+
+
+# --------------------------------------------------------- builds killed by a signal
+
+
+def test_a_killed_render_leaves_a_staging_folder_the_next_one_removes(tmp_path):
+    out = tmp_path / "faces"
+    argv = [sys.executable, str(PROJECT / "dataset.py"), "synth", "--out", str(out)]
+    render = subprocess.Popen([*argv, "--count", "4000", "--workers", "1"], stderr=subprocess.PIPE)
+    for _ in range(600):
+        staging = list(tmp_path.glob("faces.tmp-*/img_align_celeba/*.jpg"))
+        if staging:
+            break
+        time.sleep(0.1)
+    render.send_signal(signal.SIGKILL)
+    render.wait()
+    (leftover,) = tmp_path.glob("faces.tmp-*")
+    done = subprocess.run([*argv, "--count", "40"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"removed {leftover}, left by a killed build" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["faces"]
+
+
+def test_a_stale_cache_staging_folder_is_removed_and_a_live_one_kept(
+    official_root, tmp_path, capsys
+):
+    root, _ = official_root
+    cache_root = tmp_path / "cache"
+    target = dataset.cache_dir_for(root, 32, cache_root)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    stale = target.with_name(f"{target.name}.tmp-{gone.pid}")
+    live = target.with_name(f"{target.name}.tmp-{os.getppid()}")
+    for folder in (stale, live):
+        folder.mkdir(parents=True)
+        (folder / "raw.npy").write_bytes(b"0" * 1000)
+    argv = ["clean", "--cache-dir", str(cache_root)]
+    assert dataset.main([*argv, "--dry-run"]) == 0
+    assert capsys.readouterr().out.strip() == str(stale)
+    dataset.build_cache(root, 32, cache_root, workers=1, progress=False)
+    assert f"removed {stale}, left by a killed build" in capsys.readouterr().err
+    assert sorted(p.name for p in cache_root.iterdir()) == sorted([target.name, live.name])
+    stale.mkdir()
+    assert dataset.main(argv) == 0
+    assert not stale.exists() and live.exists()
+    assert "removed 1 leftover folder(s)" in capsys.readouterr().out
