@@ -18,6 +18,7 @@ checkpoint), is the calling module's business; this module reads nothing by itse
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -154,7 +155,10 @@ def parse_json(path: Path, schema: TypeAdapter) -> tuple[Any, str | None]:
 def describe(error: ValidationError) -> str:
     """The first problem of a validation error in a few words: field and reason."""
     first = error.errors(include_url=False)[0]
-    field = ".".join(str(part) for part in first["loc"])
+    field = ".".join(
+        part if isinstance(part, str) and re.fullmatch(r"[\w.-]+", part) else repr(part)
+        for part in first["loc"]
+    )
     reason = first["msg"].split("\n")[0]
     return f"field {field}: {reason}" if field else reason
 
