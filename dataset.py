@@ -38,12 +38,14 @@ import re
 import shutil
 import sys
 import time
+import warnings
 from multiprocessing import Pool
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pandas as pd
+from PIL import Image
 from tqdm import tqdm
 
 import atomic
@@ -349,25 +351,49 @@ _READ_FLAGS = {
 }
 
 
-def load_face(path: str | os.PathLike, image_size: int, reduction: int = 1) -> np.ndarray | None:
-    """Decode, crop and resize one image to (image_size, image_size, 3) RGB uint8.
+# Past Pillow's guard against decompression bombs an image is skipped unread.
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS
+UNDECODABLE, TOO_LARGE = "images that do not decode", f"images over {MAX_PIXELS:,} pixels"
 
-    Returns None when the file does not decode. ``reduction`` lets libjpeg decode at
-    1/2, 1/4 or 1/8 scale (a DCT-domain area filter, and far faster); ``_reduction``
-    picks it so that the remaining downscale is under 2x, where bilinear is accurate.
+
+def load_face(path: str | os.PathLike, image_size: int) -> np.ndarray | None:
+    """Decode, crop and resize one image to (image_size, image_size, 3) RGB uint8, or
+    None when it does not decode or is too large (``decode_face`` says which)."""
+    return decode_face(path, image_size)[0]
+
+
+def decode_face(path: str | os.PathLike, image_size: int) -> tuple[np.ndarray | None, str]:
+    """(face, "") or (None, UNDECODABLE or TOO_LARGE).
+
+    The size is read from the file's header first, so a huge image is refused before
+    any pixel is decoded, and each image gets its own ``reduction``: libjpeg decodes at
+    1/2, 1/4 or 1/8 scale (a DCT-domain area filter, and far faster) where that still
+    leaves the crop at least ``image_size`` wide, so the remaining downscale is under
+    2x, where bilinear is accurate, whatever the mix of resolutions in the folder.
     """
     try:
-        image = cv2.imdecode(np.fromfile(path, np.uint8), _READ_FLAGS[reduction])
+        with warnings.catch_warnings(), Image.open(path) as header:
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            width, height = header.size
+    except Image.DecompressionBombError:
+        return None, TOO_LARGE
+    except (OSError, ValueError, SyntaxError):  # Pillow's ways of saying "not an image"
+        return None, UNDECODABLE
+    if width * height > MAX_PIXELS:
+        return None, TOO_LARGE
+    try:
+        flag = _READ_FLAGS[_reduction(width, image_size)]
+        image = cv2.imdecode(np.fromfile(path, np.uint8), flag)
     except (OSError, cv2.error):  # unreadable, or empty (imdecode asserts on no bytes)
-        return None
+        return None, UNDECODABLE
     if image is None:
-        return None
+        return None, UNDECODABLE
     height, width = image.shape[:2]
     left, top, side = crop_box(width, height)
     top, left = min(top, height - side), min(left, width - side)
     face = image[top : top + side, left : left + side]
     face = cv2.resize(face, (image_size, image_size), interpolation=cv2.INTER_LINEAR)
-    return face[..., ::-1]  # BGR -> RGB after the resize, where it is cheap
+    return face[..., ::-1], ""  # BGR -> RGB after the resize, where it is cheap
 
 
 def _fingerprint(index: Index, image_size: int) -> str:
@@ -430,15 +456,16 @@ def open_cache(path: Path) -> Cache:
     return Cache(path, arrays["images"], attributes, partition, manifest)
 
 
-def _decode_chunk(job: tuple[str, list[tuple[int, str]], int, int]) -> list[int]:
-    """Worker: decode a chunk straight into the shared memory map; return failed rows."""
-    images_path, items, image_size, reduction = job
+def _decode_chunk(job: tuple[str, list[tuple[int, str]], int]) -> list[tuple[int, str]]:
+    """Worker: decode a chunk straight into the shared memory map; return the failed
+    rows with why."""
+    images_path, items, image_size = job
     images = np.load(images_path, mmap_mode="r+")
     failed = []
     for row, source in items:
-        face = load_face(source, image_size, reduction)
+        face, why = decode_face(source, image_size)
         if face is None:
-            failed.append(row)
+            failed.append((row, why))
         else:
             images[row] = face
     return failed  # no flush: the parent reads the same page cache, and a crash discards all
@@ -489,13 +516,16 @@ def _write_cache(
             raw_path, "w+", np.uint8, (len(index.names), image_size, image_size, 3)
         )
         del raw
-        failed = _decode_all(index, image_size, raw_path, workers, progress)
+        reasons = _decode_all(index, image_size, raw_path, workers, progress)
+        failed = sorted(reasons)
         keep = np.setdiff1d(np.arange(len(index.names)), failed)
         _compact(raw_path, staging / "images.npy", keep)
         np.save(staging / "attributes.npy", index.attributes[keep])
         np.save(staging / "partition.npy", index.partition[keep])
         (staging / "names.txt").write_text("\n".join(index.names[i] for i in keep) + "\n")
-        skipped = dict(index.skipped, **{"images that do not decode": len(failed)})
+        skipped = dict(index.skipped)
+        for why in (UNDECODABLE, TOO_LARGE):
+            skipped[why] = sum(reason == why for reason in reasons.values())
         manifest = {
             "version": CACHE_VERSION,
             "fingerprint": fingerprint,
@@ -521,18 +551,14 @@ def _write_cache(
 
 def _decode_all(
     index: Index, image_size: int, raw_path: Path, workers: int | None, progress: bool
-) -> list[int]:
+) -> dict[int, str]:
+    """Every image decoded into the array at ``raw_path``; the failed rows, with why."""
     sources = [str(index.files.image_dir / name) for name in index.names]
-    first = cv2.imread(sources[0], cv2.IMREAD_REDUCED_COLOR_8)
-    reduction = _reduction(first.shape[1] * 8, image_size) if first is not None else 1
     rows = list(enumerate(sources))
     chunk = 256
-    jobs = [
-        (str(raw_path), rows[i : i + chunk], image_size, reduction)
-        for i in range(0, len(rows), chunk)
-    ]
+    jobs = [(str(raw_path), rows[i : i + chunk], image_size) for i in range(0, len(rows), chunk)]
     workers = workers or os.cpu_count() or 1
-    failed: list[int] = []
+    failed: dict[int, str] = {}
     bar = tqdm(
         total=len(rows),
         unit="img",
@@ -543,9 +569,9 @@ def _decode_all(
     )
     with bar, Pool(workers, initializer=_init_worker) as pool:
         for job, bad in zip(jobs, pool.imap(_decode_chunk, jobs)):
-            failed.extend(bad)
+            failed.update(bad)
             bar.update(len(job[1]))
-    return sorted(failed)
+    return failed
 
 
 def _compact(raw_path: Path, final_path: Path, keep: np.ndarray) -> None:
