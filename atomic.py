@@ -1,6 +1,8 @@
 """Writing all-or-nothing: a file through a hidden temporary beside it (``replacing``),
 a folder through a staging folder renamed into place (``staging_folder``,
-``replace_folder``), and the reclaiming of staging folders that killed processes left.
+``replace_folder``, ``output_folder``), and the reclaiming of staging folders that
+killed processes left. A write that fails for want of space or permission ends in
+``WriteError`` naming the path (``check_space`` refuses a large one before it starts).
 
 A staging folder is named ``TARGET.tmp-PID`` (its trash on replacement
 ``TARGET.old-PID``), so a later build can tell a dead process's leftover, which it
@@ -19,6 +21,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from cli import CommandError
+
 LEFTOVER = re.compile(r"(?P<target>.+)\.(tmp|old)-(?P<pid>\d+)")
 
 
@@ -31,19 +35,67 @@ def fsync(path: Path) -> None:
         os.close(fd)
 
 
+class WriteError(CommandError):
+    """An output that cannot be written (full disk, read-only, no permission); the
+    message names the path and the fix."""
+
+
+def write_error(error: OSError, path: Path) -> WriteError:
+    where = error.filename or path
+    return WriteError(
+        f"{where}: cannot write ({error.strerror or error}); free some space or choose "
+        "another folder, then run the command again"
+    )
+
+
+def check_space(folder: Path, needed: int, what: str) -> None:
+    """Refuse to start a write of about ``needed`` bytes into ``folder`` (which may not
+    exist yet) that cannot fit, with twice the estimate as margin."""
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    free = shutil.disk_usage(existing).free
+    if free < 2 * needed:
+        raise WriteError(
+            f"{folder}: {free / 2**20:.0f} MB free, {what} needs about "
+            f"{needed / 2**20:.0f} MB (twice that kept free); free some space or choose "
+            "another folder"
+        )
+
+
 @contextlib.contextmanager
 def replacing(path: Path) -> Iterator[Path]:
     """Yield a hidden temporary path beside ``path`` (same suffix, which some writers
     insist on) to write to; when the block ends, the file is flushed to disk and renamed
     over ``path``, so readers see the old file or the new one, never half of one. If
-    the block fails, the temporary file is removed and ``path`` is untouched."""
+    the block fails, the temporary file is removed and ``path`` is untouched; an
+    OSError (full disk, ...) becomes a WriteError naming the path."""
     partial = path.with_name(f".{path.stem}.partial{path.suffix}")
     try:
         yield partial
         fsync(partial)
         os.replace(partial, path)
+    except OSError as error:
+        raise write_error(error, path) from None
     finally:
         partial.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def output_folder(out: Path) -> Iterator[Path]:
+    """A staging folder for a command's outputs, moved into ``out`` when the block ends:
+    all of them or, on any failure, none (and no ``out`` created); an OSError becomes a
+    WriteError naming the path."""
+    staging = staging_folder(out)
+    try:
+        yield staging
+        if not out.exists():
+            os.replace(staging, out)
+        else:  # beside earlier outputs: renames within one file system need no space
+            for path in sorted(staging.iterdir()):
+                os.replace(path, out / path.name)
+    except OSError as error:
+        raise write_error(error, out) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def alive(pid: int) -> bool:
@@ -82,13 +134,14 @@ def reclaim(paths: list[Path]) -> None:
 def staging_folder(target: Path) -> Path:
     """An empty ``TARGET.tmp-PID`` beside ``target``, after removing (and reporting)
     the staging folders of ``target`` that dead processes left."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    reclaim(
-        [p for p in leftovers(target.parent) if LEFTOVER.fullmatch(p.name)["target"] == target.name]
-    )
-    staging = target.with_name(f"{target.name}.tmp-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        reclaim(leftovers(target.parent, target.name))
+        staging = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+    except OSError as error:
+        raise write_error(error, target) from None
     return staging
 
 

@@ -56,18 +56,6 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def check_disk(folder: Path, needed: int) -> None:
-    """Refuse to start a write that cannot fit, with twice the estimate as margin."""
-    folder.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(folder).free
-    if free < 2 * needed:
-        raise CheckpointError(
-            f"{folder}: {free / 2**20:.0f} MB free, a checkpoint needs about "
-            f"{needed / 2**20:.0f} MB (twice that kept free); free some space or pass "
-            "another --out"
-        )
-
-
 def write(
     run_dir: Path,
     name: str,
@@ -107,8 +95,10 @@ def write(
             shutil.rmtree(folder)
         os.replace(staging, folder)
         atomic.fsync(root)
-    except BaseException:
+    except BaseException as error:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(error, OSError):  # a full disk, a read-only folder, ...
+            raise atomic.write_error(error, folder) from None
         raise
     point(run_dir, "LATEST", folder)
     return folder

@@ -508,6 +508,8 @@ def _write_cache(
     progress: bool,
 ) -> Cache:
     """Decode into a temporary folder, drop failed rows, write the manifest, rename."""
+    side = image_size * image_size * 3
+    atomic.check_space(target.parent, 2 * len(index.names) * side, "the cache")
     staging = atomic.staging_folder(target)
     started = time.perf_counter()
     try:
@@ -543,8 +545,10 @@ def _write_cache(
         }
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2))
         atomic.replace_folder(staging, target)
-    except BaseException:
+    except BaseException as error:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(error, OSError):  # a full disk, a read-only cache folder, ...
+            raise atomic.write_error(error, target) from None
         raise
     return open_cache(target)
 

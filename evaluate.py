@@ -626,16 +626,18 @@ def classifier_parser() -> argparse.ArgumentParser:
 
 def run_evaluation(args: argparse.Namespace) -> int:
     folder = runs.find_checkpoint(args.checkpoint)
-    out = cli.writable_folder(args.out)
-    inception = load_inception(args.fid)
-    state = runs.read_state(folder)
-    root = dataset.resolve_data_dir(args.data_dir)
-    cache = dataset.build_cache(root, state["settings"]["image_size"])
-    classifier = load_or_train_classifier(cache, args.classifier)
-    report, attrs, images = evaluate(
-        folder, cache, classifier, args.count, args.seed, inception, args.raw
-    )
-    write_outputs(report, attrs, images, out)
+    out = Path(args.out)
+    with atomic.output_folder(out) as staging:  # all of the report, or none of it
+        inception = load_inception(args.fid)
+        settings = runs.read_state(folder)["settings"]
+        root = dataset.resolve_data_dir(args.data_dir or settings["data"])
+        cache = dataset.build_cache(root, settings["image_size"])
+        classifier = load_or_train_classifier(cache, args.classifier)
+        report, attrs, images = evaluate(
+            folder, cache, classifier, args.count, args.seed, inception, args.raw
+        )
+        atomic.check_space(staging, images.size, "the scored faces")
+        write_outputs(report, attrs, images, staging)
     print_table(report)
     print(f"wrote {out / 'report.json'}, {out / 'attribute_accuracy.png'}, {out / 'generated.npz'}")
     return 0

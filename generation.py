@@ -22,7 +22,6 @@ import atomic
 import figures
 import runs
 from attributes import format_spec, parse_spec
-from cli import writable_folder
 from dataGens import AttributeSampler, attribute_noise, flipped, sample_noise
 from dataset import to_uint8
 from quiet_keras import keras
@@ -64,15 +63,16 @@ def write_faces(
     run keeps one and not ``raw``); returns ``out``."""
     request = Request(checkpoint, attrs, raw)
     rng = np.random.default_rng(seed)
-    out = writable_folder(out)
-    wanted = request.sampler.sample(count, rng)
-    images = request.images(attribute_noise(wanted, request.noise_dim, rng))
-    for i, image in enumerate(to_uint8(images)):
-        with atomic.replacing(out / f"face-{i + 1:04d}.png") as partial:
-            Image.fromarray(image).save(partial, format="PNG")
-    rows = -(-count // 8)
-    title = f"{request.spec} (checkpoint epoch {request.epoch})"
-    figures.save_grid(images, [""] * rows, out / "grid.png", title)
+    out = Path(out)
+    with atomic.output_folder(out) as staging:  # all the faces and the grid, or none
+        wanted = request.sampler.sample(count, rng)
+        images = request.images(attribute_noise(wanted, request.noise_dim, rng))
+        atomic.check_space(staging, 2 * images.size, f"{count} faces and their grid")
+        for i, image in enumerate(to_uint8(images)):
+            Image.fromarray(image).save(staging / f"face-{i + 1:04d}.png", format="PNG")
+        rows = -(-count // 8)
+        title = f"{request.spec} (checkpoint epoch {request.epoch})"
+        figures.save_grid(images, [""] * rows, staging / "grid.png", title)
     return out
 
 
@@ -90,7 +90,7 @@ def write_flips(
     request = Request(checkpoint, attrs, raw)
     names = list(parse_spec(flip))
     rng = np.random.default_rng(seed)
-    out = writable_folder(out)
+    out = Path(out)
     base = request.sampler.sample(count, rng)
     noise = sample_noise(count, request.noise_dim, rng)
     columns = [base] + [flipped(base, name) for name in names]
@@ -98,6 +98,8 @@ def write_flips(
     inputs = np.concatenate([per_face, np.repeat(noise, len(columns), axis=0)], axis=1)
     labels = [f"face {i + 1}" for i in range(count)]
     headings = ["as asked", *(f"{name} flipped" for name in names)]
-    path = out / "flips.png"
-    figures.save_grid(request.images(inputs), labels, path, request.spec, headings)
-    return path
+    with atomic.output_folder(out) as staging:
+        figures.save_grid(
+            request.images(inputs), labels, staging / "flips.png", request.spec, headings
+        )
+    return out / "flips.png"

@@ -25,6 +25,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+import atomic
 import checkpoints
 import models  # registers the custom layers the saved models name
 import schemas
@@ -131,7 +132,7 @@ def save_checkpoint(
     saved = {"generator": generator, "discriminator": discriminator}
     if average is not None:
         saved[AVERAGE.removesuffix(".keras")] = average
-    checkpoints.check_disk(run_dir, _checkpoint_bytes(run_dir, *saved.values()))
+    atomic.check_space(run_dir, _checkpoint_bytes(run_dir, *saved.values()), "a checkpoint")
     models.set_trainable(discriminator, True)
     folder = checkpoints.write(
         run_dir,

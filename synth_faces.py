@@ -689,8 +689,10 @@ def write_dataset(
         write_label_files(staging, rows)
         (staging / "synthetic.json").write_text(json.dumps(_identity(count, seed)) + "\n")
         atomic.replace_folder(staging, out)
-    except BaseException:
+    except BaseException as error:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(error, OSError):  # a full disk, a read-only folder, ...
+            raise atomic.write_error(error, out) from None
         raise
     return out
 

@@ -14,6 +14,8 @@ usage line and then ``error: argument --flag: ...``, exit 2.
 
 from __future__ import annotations
 
+import collections
+import errno
 import hashlib
 import json
 import os
@@ -31,6 +33,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import FULL_RES_SAMPLE, HALF_RES, PROJECT, make_official_root, need, tiny_run
+from matplotlib.figure import Figure
 from PIL import Image
 
 import checkpoints
@@ -423,7 +426,9 @@ def test_evaluate_refuses_an_unwritable_out_before_any_work(tiny_checkpoint, tmp
     (tmp_path / "a-file").write_text("")
     argv = ["--checkpoint", str(tiny_checkpoint), "--out", str(tmp_path / "a-file" / "eval")]
     assert evaluate.main(argv) == 2
-    assert "cannot write there" in capsys.readouterr().err
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith(f"error: {tmp_path / 'a-file'}: cannot write (")
+    assert sorted(tmp_path.iterdir()) == [tmp_path / "a-file"]
 
 
 @pytest.mark.skipif(keras.backend.backend() == "jax", reason="the flag is valid on JAX")
@@ -662,3 +667,93 @@ def test_a_stale_cache_staging_folder_is_removed_and_a_live_one_kept(
     assert dataset.main(argv) == 0
     assert not stale.exists() and live.exists()
     assert "removed 1 leftover folder(s)" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------ full disk
+
+
+def no_space(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(args[1] if len(args) > 1 else ""))
+
+
+def fills_after(count: int, write):
+    """``write`` that works ``count`` times, then finds the disk full."""
+    calls = []
+
+    def writing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > count:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return write(*args, **kwargs)
+
+    return writing
+
+
+def last_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err.strip().splitlines()[-1]
+
+
+def test_a_disk_that_fills_during_generate_leaves_no_half_output(
+    tiny_checkpoint, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setattr(Image.Image, "save", fills_after(3, Image.Image.save))
+    out = tmp_path / "faces"
+    assert (
+        run(dcgan.main, ["generate", "--checkpoint", str(tiny_checkpoint), "--out", str(out)]) == 2
+    )
+    line = last_error(capsys)
+    assert line.startswith(f"error: {out}: cannot write (No space left on device); free some")
+    assert list(tmp_path.iterdir()) == []  # no faces without a grid, no staging folder
+
+
+def test_generate_beside_earlier_outputs_adds_all_or_nothing(
+    tiny_checkpoint, tmp_path, monkeypatch
+):
+    out = tmp_path / "faces"
+    argv = ["generate", "--checkpoint", str(tiny_checkpoint), "--out", str(out), "--count", "4"]
+    assert dcgan.main(argv) == 0
+    (out / "mine.txt").write_text("the user's\n")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    monkeypatch.setattr(Image.Image, "save", fills_after(2, Image.Image.save))
+    assert run(dcgan.main, [*argv[:-1], "8"]) == 2
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    monkeypatch.undo()
+    assert dcgan.main([*argv[:-1], "8"]) == 0
+    assert len(list(out.glob("face-*.png"))) == 8 and (out / "mine.txt").exists()
+
+
+def test_too_little_space_for_the_faces_is_refused_before_writing(
+    tiny_checkpoint, tmp_path, monkeypatch, capsys
+):
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9, 2**20))
+    argv = ["generate", "--checkpoint", str(tiny_checkpoint), "--count", "5000"]
+    assert run(dcgan.main, [*argv, "--out", str(tmp_path / "faces")]) == 2
+    assert "1 MB free, 5000 faces and their grid needs about" in last_error(capsys)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_disk_that_fills_during_a_cache_build_leaves_no_cache(
+    official_root, tmp_path, monkeypatch, capsys
+):
+    root, _ = official_root
+    monkeypatch.setattr(np, "save", no_space)
+    argv = ["prepare", "--data-dir", str(root), "--image-size", "32", "--workers", "1"]
+    assert run(dataset.main, [*argv, "--cache-dir", str(tmp_path / "cache")]) == 2
+    assert "cannot write (No space left on device)" in last_error(capsys)
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_a_disk_that_fills_during_training_stops_in_one_line_and_resumes(
+    synth_root, tmp_path, monkeypatch, capsys
+):
+    out = tmp_path / "run"
+    assert dcgan.main([*tiny_run(synth_root, out, 1), "--epochs", "1"]) == 0
+    monkeypatch.setattr(Figure, "savefig", no_space)
+    assert run(dcgan.main, [*tiny_run(synth_root, out, 1), "--epochs", "2", "--resume"]) == 2
+    assert "cannot write (No space left on device)" in last_error(capsys)
+    monkeypatch.undo()
+    assert dcgan.main([*tiny_run(synth_root, out, 1), "--epochs", "2", "--resume"]) == 0
+    assert checkpoints.find(out).name == "epoch-0002"

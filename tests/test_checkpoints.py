@@ -8,6 +8,7 @@ from collections import namedtuple
 import numpy as np
 import pytest
 
+import atomic
 import checkpoints
 import runs
 from config import RunSettings
@@ -83,7 +84,7 @@ def test_a_failed_write_leaves_nothing_and_latest_unchanged(tmp_path, monkeypatc
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(np, "save", full_disk)
-    with pytest.raises(OSError):
+    with pytest.raises(atomic.WriteError, match=r"epoch-0002: cannot write \(No space left"):
         save(tmp_path, 2)
     assert checkpoints.complete(tmp_path) == [first]
     assert checkpoints.find(tmp_path) == first
@@ -106,6 +107,6 @@ def test_prune_keeps_the_newest_and_the_pointed_at(tmp_path):
 def test_too_little_disk_space_is_refused_before_writing(tmp_path, monkeypatch):
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9, 5 * 2**20))
-    with pytest.raises(checkpoints.CheckpointError, match="5 MB free, a checkpoint needs about 4"):
-        checkpoints.check_disk(tmp_path, 4 * 2**20)
-    checkpoints.check_disk(tmp_path, 2 * 2**20)
+    with pytest.raises(atomic.WriteError, match="5 MB free, a checkpoint needs about 4"):
+        atomic.check_space(tmp_path, 4 * 2**20, "a checkpoint")
+    atomic.check_space(tmp_path, 2 * 2**20, "a checkpoint")
