@@ -253,11 +253,20 @@ def read_partition(path: str | os.PathLike) -> pd.Series:
         raise DataError(
             f"{path}: not a partition list ({error}); expected 'name 0|1|2' rows"
         ) from None
-    if not series.isin([0, 1, 2]).all():
-        bad = series[~series.isin([0, 1, 2])]
-        line = int(np.argmax(~series.isin([0, 1, 2]).to_numpy())) + 1
+    first_row_line = 2 if path.suffix == ".csv" else 1  # after the CSV's header
+    wrong = ~series.isin([0, 1, 2]).to_numpy()
+    if wrong.any():
+        row = int(np.argmax(wrong))
         raise DataError(
-            f"{path}:{line}: partition of {bad.index[0]} is {bad.iloc[0]!r}; expected 0, 1 or 2"
+            f"{path}:{first_row_line + row}: partition of {series.index[row]} is "
+            f"{str(series.iloc[row])!r}; expected 0, 1 or 2"
+        )
+    twice = series.index.duplicated()
+    if twice.any():
+        row = int(np.argmax(twice))
+        raise DataError(
+            f"{path}:{first_row_line + row}: image {series.index[row]} is listed twice; "
+            "remove the duplicate row"
         )
     return series.astype(np.int8)
 

@@ -144,6 +144,18 @@ DATA_CASES = {
         "ok",
         "skipped: none",
     ),
+    "partition file naming an image twice": (
+        lambda r: (r / "list_eval_partition.txt").write_text(
+            (r / "list_eval_partition.txt").read_text() + "000002.jpg 1\n"
+        ),
+        "error",
+        "list_eval_partition.txt:7: image 000002.jpg is listed twice",
+    ),
+    "partition value other than 0/1/2": (
+        lambda r: (r / "list_eval_partition.txt").write_text("000001.jpg 3\n"),
+        "error",
+        "list_eval_partition.txt:1: partition of 000001.jpg is '3'; expected 0, 1 or 2",
+    ),
     "partition file missing a name": (
         lambda r: (r / "list_eval_partition.txt").write_text(
             "".join((r / "list_eval_partition.txt").read_text().splitlines(True)[1:])
@@ -174,6 +186,13 @@ def test_bad_data(case, tmp_path, capsys):
         assert expect in out + err
         (cache,) = cache_dir.iterdir()
         assert dataset.open_cache(cache).images.shape[1:] == (32, 32, 3)
+
+
+def test_a_kaggle_partition_error_names_the_line_past_the_header(tmp_path):
+    path = tmp_path / "list_eval_partition.csv"
+    path.write_text("image_id,partition\n000001.jpg,0\n000002.jpg,7\n")
+    with pytest.raises(dataset.DataError, match=r"csv:3: partition of 000002\.jpg is '7'"):
+        dataset.read_partition(path)
 
 
 def test_without_a_partition_file_every_image_trains(tmp_path):
