@@ -14,6 +14,7 @@ checkpoints); this module only makes each write whole or absent.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -40,11 +41,23 @@ class WriteError(CommandError):
     message names the path and the fix."""
 
 
+FIXES = {
+    errno.ENOSPC: "free some space or choose another folder",
+    errno.EDQUOT: "free some space or choose another folder",
+    errno.EEXIST: "a file is in the way of a folder; choose another path",
+    errno.ENOTDIR: "a file is in the way of a folder; choose another path",
+    errno.EACCES: "choose a folder you may write to",
+    errno.EPERM: "choose a folder you may write to",
+    errno.EROFS: "choose a folder on a writable disk",
+}
+
+
 def write_error(error: OSError, path: Path) -> WriteError:
-    where = error.filename or path
+    """One line for an OSError met while writing ``path``: where, why and the fix."""
+    fix = FIXES.get(error.errno, "check the folder and choose another if need be")
     return WriteError(
-        f"{where}: cannot write ({error.strerror or error}); free some space or choose "
-        "another folder, then run the command again"
+        f"{error.filename or path}: cannot write ({error.strerror or error}); {fix}, "
+        "then run the command again"
     )
 
 
@@ -84,6 +97,8 @@ def output_folder(out: Path) -> Iterator[Path]:
     """A staging folder for a command's outputs, moved into ``out`` when the block ends:
     all of them or, on any failure, none (and no ``out`` created); an OSError becomes a
     WriteError naming the path."""
+    if out.exists() and not out.is_dir():
+        raise WriteError(f"{out}: a file, not a folder; choose another folder for the outputs")
     staging = staging_folder(out)
     try:
         yield staging

@@ -75,6 +75,7 @@ from tqdm import tqdm
 
 import atomic
 from attributes import ATTRIBUTES, INDEX
+from cli import UsageError
 
 WIDTH, HEIGHT = 178, 218
 # Bumped whenever the drawing or the sampling changes, so ensure() re-renders old sets.
@@ -669,8 +670,13 @@ def write_dataset(
     workers: int | None = None,
     progress: bool = True,
 ) -> Path:
-    """Render ``count`` faces into ``out`` in the official layout, atomically."""
+    """Render ``count`` faces into ``out`` in the official layout, atomically. ``out``
+    may be new, empty or an earlier render; anything else is the user's and refused."""
     out = Path(out)
+    if out.exists() and not (out.is_dir() and (is_synthetic(out) or not any(out.iterdir()))):
+        raise UsageError(
+            f"--out {out}: holds other files than a synthetic set; choose a new or empty folder"
+        )
     staging = atomic.staging_folder(out)
     (staging / "img_align_celeba").mkdir()
     try:

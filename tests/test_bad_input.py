@@ -188,6 +188,20 @@ def test_bad_data(case, tmp_path, capsys):
         assert dataset.open_cache(cache).images.shape[1:] == (32, 32, 3)
 
 
+@pytest.mark.parametrize("kind", ["a file", "the user's folder"])
+def test_synth_never_overwrites_what_is_not_a_synthetic_set(kind, tmp_path, capsys):
+    out = tmp_path / "out"
+    if kind == "a file":
+        out.write_text("mine\n")
+    else:
+        out.mkdir()
+        (out / "notes.txt").write_text("mine\n")
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert run(dataset.main, ["synth", "--out", str(out), "--count", "8"]) == 2
+    assert "holds other files than a synthetic set" in last_error(capsys)
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
 def test_a_kaggle_partition_error_names_the_line_past_the_header(tmp_path):
     path = tmp_path / "list_eval_partition.csv"
     path.write_text("image_id,partition\n000001.jpg,0\n000002.jpg,7\n")
@@ -334,6 +348,10 @@ ARGUMENT_CASES = {
     "unwritable --out": (
         lambda c, s, t: [*tiny_run(s, t / "a-file" / "run", 1)],
         "a-file/run: cannot write there",
+    ),
+    "--out of generate is a file": (
+        lambda c, s, t: ["generate", "--checkpoint", str(c), "--out", str(t / "a-file")],
+        "a-file: a file, not a folder; choose another folder for the outputs",
     ),
     "--out already holds another run": (
         lambda c, s, t: [*tiny_run(s, c, 1)],
