@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -165,17 +166,35 @@ def train_classifier(
 def load_or_train_classifier(
     cache: dataset.Cache, path: str | None = None, verbose: int = 1
 ) -> keras.Model:
-    """A given classifier, the one cached for this data and size, or a new one."""
+    """A given classifier, the one cached for this data and size, or a new one (also in
+    place of a cached file that is damaged or not a classifier of these images)."""
     target = Path(path) if path else classifier_path(cache)
     if target.is_file():
-        return keras.models.load_model(target, compile=False)
-    if path:
+        classifier, problem = _load_classifier(target, cache.manifest["image_size"])
+        if problem is None:
+            return classifier
+        if path:
+            raise dataset.DataError(f"--classifier {path}: {problem}; give a trained one")
+        print(f"{target}: {problem}; training it again", file=sys.stderr)
+    elif path:
         raise dataset.DataError(f"--classifier {path}: no such file")
     print(
         f"training the attribute classifier for {cache.path.name} (cached for next time)",
         file=sys.stderr,
     )
     return train_classifier(cache, verbose=verbose)
+
+
+def _load_classifier(path: Path, side: int) -> tuple[keras.Model | None, str | None]:
+    """(classifier, None), or (None, why it is not one for side x side faces)."""
+    try:
+        classifier = keras.models.load_model(path, compile=False)
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
+        return None, f"not a readable Keras model ({str(error).strip()[:120]})"
+    shapes = (tuple(classifier.input_shape), tuple(classifier.output_shape))
+    if shapes != ((None, side, side, 3), (None, NUM_ATTRIBUTES)):
+        return None, f"maps {shapes[0]} to {shapes[1]}, not {side}x{side} faces to 40 attributes"
+    return classifier, None
 
 
 # --------------------------------------------------------------------- metrics

@@ -794,3 +794,16 @@ def test_a_disk_that_fills_during_training_stops_in_one_line_and_resumes(
     monkeypatch.undo()
     assert dcgan.main([*tiny_run(synth_root, out, 1), "--epochs", "2", "--resume"]) == 0
     assert checkpoints.find(out).name == "epoch-0002"
+
+
+@pytest.mark.parametrize("kind", ["garbage", "a generator"])
+def test_a_classifier_that_is_not_one_is_refused(kind, tiny_checkpoint, synth_root, tmp_path):
+    path = tmp_path / "classifier.keras"
+    if kind == "garbage":
+        path.write_bytes(b"PK\x03\x04 not really a zip")
+    else:
+        shutil.copy(checkpoints.find(tiny_checkpoint) / "generator.keras", path)
+    cache = dataset.build_cache(synth_root, 32, progress=False)
+    expect = "not a readable Keras model" if kind == "garbage" else "not 32x32 faces to 40"
+    with pytest.raises(dataset.DataError, match=f"--classifier {path}: .*{expect}"):
+        evaluate.load_or_train_classifier(cache, str(path))
