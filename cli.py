@@ -103,11 +103,14 @@ def positive_int(text: str) -> int:
     return value
 
 
-def non_negative_int(text: str) -> int:
-    value = _whole(text)
+def _not_negative(value: float) -> float:
     if value < 0:
         raise argparse.ArgumentTypeError(f"{value} is negative; give 0 or more")
     return value
+
+
+def non_negative_int(text: str) -> int:
+    return _not_negative(_whole(text))
 
 
 def at_least_2(text: str) -> int:
@@ -170,10 +173,7 @@ def positive_float(text: str) -> float:
 
 
 def non_negative_float(text: str) -> float:
-    value = _number(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is negative; give 0 or more")
-    return value
+    return _not_negative(_number(text))
 
 
 def below_one(text: str) -> float:

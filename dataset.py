@@ -738,54 +738,45 @@ def _info(cache: Cache) -> None:
         print(f"  {name:<20} {share:6.1%}  {'#' * round(share * 40)}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = cli.parser("dataset.py", __doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    for name, text in (
-        ("prepare", "build (or reuse) the preprocessed cache of a CelebA root"),
-        ("info", "counts per split, skipped files and the 40 attribute frequencies"),
-    ):
-        sub = commands.add_parser(
-            name, help=text, description=text, formatter_class=cli.HelpFormatter
-        )
-        cli.add_data_dir(sub)
-        sub.add_argument("--image-size", type=int, default=64, choices=IMAGE_SIZES)
-        sub.add_argument(
-            "--cache-dir",
-            default=os.environ.get("FACEGAN_CACHE_DIR", str(DEFAULT_CACHE_DIR)),
-            help="cache folder (default: $FACEGAN_CACHE_DIR, else cache/ in the project)",
-        )
-        sub.add_argument(
-            "--workers", type=cli.up_to(256), default=os.cpu_count(), help="decode processes"
-        )
-    synth = commands.add_parser(
-        "synth",
-        help="render the synthetic CelebA-format face set",
-        description="render synthetic faces in the official CelebA layout",
-        formatter_class=cli.HelpFormatter,
-    )
-    synth.add_argument("--out", default=str(DEFAULT_SYNTH_DIR), help="folder to write")
-    synth.add_argument(
-        "--count",
-        type=cli.up_to(1_000_000),
-        default=synth_faces.DEFAULT_COUNT,
-        help="images",
-    )
-    synth.add_argument("--seed", type=cli.seed, default=0)
-    synth.add_argument(
-        "--workers", type=cli.up_to(256), default=os.cpu_count(), help="render processes"
-    )
-    clean = commands.add_parser(
-        "clean",
-        help="remove the staging folders killed builds left (they hold whole raw arrays)",
-        description="list and remove the staging folders of killed cache builds and renders",
-        formatter_class=cli.HelpFormatter,
-    )
-    clean.add_argument(
+def _cache_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--cache-dir",
         default=os.environ.get("FACEGAN_CACHE_DIR", str(DEFAULT_CACHE_DIR)),
         help="cache folder (default: $FACEGAN_CACHE_DIR, else cache/ in the project)",
     )
+
+
+def _workers(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--workers", type=cli.up_to(256), default=os.cpu_count(), help=what)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = cli.parser("dataset.py", __doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name, help=text, description=text, formatter_class=cli.HelpFormatter
+        )
+
+    for name, text in (
+        ("prepare", "build (or reuse) the preprocessed cache of a CelebA root"),
+        ("info", "counts per split, skipped files and the 40 attribute frequencies"),
+    ):
+        sub = command(name, text)
+        cli.add_data_dir(sub)
+        sub.add_argument("--image-size", type=int, default=64, choices=IMAGE_SIZES)
+        _cache_dir(sub)
+        _workers(sub, "decode processes")
+    synth = command("synth", "render the synthetic faces in the official CelebA layout")
+    synth.add_argument("--out", default=str(DEFAULT_SYNTH_DIR), help="folder to write")
+    synth.add_argument(
+        "--count", type=cli.up_to(1_000_000), default=synth_faces.DEFAULT_COUNT, help="images"
+    )
+    synth.add_argument("--seed", type=cli.seed, default=0)
+    _workers(synth, "render processes")
+    clean = command("clean", "list and remove the staging folders killed builds left")
+    _cache_dir(clean)
     clean.add_argument("--dry-run", action="store_true", help="list them, remove nothing")
     args = parser.parse_args(argv)
     run = {"synth": _synth, "clean": _clean}.get(args.command, _prepare)
