@@ -1,8 +1,8 @@
 """Writing all-or-nothing: a file through a hidden temporary beside it (``replacing``),
-a folder through a staging folder renamed into place (``staging_folder``,
-``replace_folder``, ``output_folder``), and the reclaiming of staging folders that
-killed processes left. A write that fails for want of space or permission ends in
-``WriteError`` naming the path (``check_space`` refuses a large one before it starts).
+a folder through a staging folder renamed into place (``building``, ``output_folder``),
+and the reclaiming of staging folders that killed processes left. A write that fails
+for want of space or permission ends in ``WriteError`` naming the path
+(``check_space`` refuses a large one before it starts).
 
 A staging folder is named ``TARGET.tmp-PID`` (its trash on replacement
 ``TARGET.old-PID``), so a later build can tell a dead process's leftover, which it
@@ -143,7 +143,7 @@ def reclaim(paths: list[Path]) -> None:
     """Remove leftovers, one line each on stderr."""
     for path in paths:
         shutil.rmtree(path, ignore_errors=True)
-        print(f"removed {path}, left by a killed build", file=sys.stderr)
+        print(f"removed {path}, left by a killed process", file=sys.stderr)
 
 
 def staging_folder(target: Path) -> Path:
@@ -162,6 +162,7 @@ def staging_folder(target: Path) -> Path:
 
 def replace_folder(staging: Path, target: Path) -> None:
     """Swap the finished staging folder in; a reader sees the old folder or the new one."""
+    fsync(staging)
     if target.exists():
         trash = target.with_name(f"{target.name}.old-{os.getpid()}")
         os.replace(target, trash)
@@ -169,3 +170,19 @@ def replace_folder(staging: Path, target: Path) -> None:
         shutil.rmtree(trash, ignore_errors=True)
     else:
         os.replace(staging, target)
+    fsync(target.parent)
+
+
+@contextlib.contextmanager
+def building(target: Path) -> Iterator[Path]:
+    """A staging folder to build ``target`` in, swapped in when the block ends. On any
+    failure (an exception, Ctrl-C) it is removed and ``target`` is as it was; an OSError
+    (full disk, ...) becomes a WriteError naming ``target``."""
+    staging = staging_folder(target)
+    try:
+        yield staging
+        replace_folder(staging, target)
+    except OSError as error:
+        raise write_error(error, target) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -6,7 +6,7 @@ A run folder holds ``checkpoints/``::
     epoch-0003-step-000120/      3 epochs and 120 steps of the 4th (saved on Ctrl-C)
     LATEST, BEST, GOOD           one line each: the folder name they point at
 
-A checkpoint is written into a hidden staging folder (``.NAME.partial``), every file
+A checkpoint is written into a staging folder (``NAME.tmp-PID``, atomic.py), every file
 flushed to disk, ``manifest.json`` (size and SHA-256 of every other file) written last,
 and the folder renamed into place; pointers are replaced the same way. So a process
 killed at any moment leaves either the previous checkpoint or the new one, never half of
@@ -71,11 +71,8 @@ def write(
     """
     root = run_dir / "checkpoints"
     folder = root / name
-    staging = root / f".{name}.partial"
-    for stale in root.glob(".epoch-*.partial"):  # a killed write's; one writer per run
-        shutil.rmtree(stale, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
+    atomic.reclaim(atomic.leftovers(root))  # a killed write's, whichever step it was
+    with atomic.building(folder) as staging:
         for key, model in models.items():
             model.save(staging / f"{key}.keras")
         for key, array in arrays.items():
@@ -90,16 +87,6 @@ def write(
         manifest = {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in files}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
         atomic.fsync(staging / MANIFEST)
-        atomic.fsync(staging)
-        if folder.exists():  # a rerun of the same step after a rollback
-            shutil.rmtree(folder)
-        os.replace(staging, folder)
-        atomic.fsync(root)
-    except BaseException as error:
-        shutil.rmtree(staging, ignore_errors=True)
-        if isinstance(error, OSError):  # a full disk, a read-only folder, ...
-            raise atomic.write_error(error, folder) from None
-        raise
     point(run_dir, "LATEST", folder)
     return folder
 

@@ -35,7 +35,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import sys
 import time
 import warnings
@@ -519,9 +518,8 @@ def _write_cache(
     """Decode into a temporary folder, drop failed rows, write the manifest, rename."""
     side = image_size * image_size * 3
     atomic.check_space(target.parent, 2 * len(index.names) * side, "the cache")
-    staging = atomic.staging_folder(target)
     started = time.perf_counter()
-    try:
+    with atomic.building(target) as staging:
         raw_path = staging / "raw.npy"
         raw = np.lib.format.open_memmap(
             raw_path, "w+", np.uint8, (len(index.names), image_size, image_size, 3)
@@ -553,12 +551,6 @@ def _write_cache(
             "build_seconds": round(time.perf_counter() - started, 3),
         }
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        atomic.replace_folder(staging, target)
-    except BaseException as error:
-        shutil.rmtree(staging, ignore_errors=True)
-        if isinstance(error, OSError):  # a full disk, a read-only cache folder, ...
-            raise atomic.write_error(error, target) from None
-        raise
     return open_cache(target)
 
 

@@ -65,7 +65,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -677,9 +676,8 @@ def write_dataset(
         raise UsageError(
             f"--out {out}: holds other files than a synthetic set; choose a new or empty folder"
         )
-    staging = atomic.staging_folder(out)
-    (staging / "img_align_celeba").mkdir()
-    try:
+    with atomic.building(out) as staging:
+        (staging / "img_align_celeba").mkdir()
         rows = sample_attributes(count, seed)
         chunk = 200
         jobs = [
@@ -694,12 +692,6 @@ def write_dataset(
                 bar.update(done)
         write_label_files(staging, rows)
         (staging / "synthetic.json").write_text(json.dumps(_identity(count, seed)) + "\n")
-        atomic.replace_folder(staging, out)
-    except BaseException as error:
-        shutil.rmtree(staging, ignore_errors=True)
-        if isinstance(error, OSError):  # a full disk, a read-only folder, ...
-            raise atomic.write_error(error, out) from None
-        raise
     return out
 
 

@@ -677,7 +677,7 @@ def test_a_killed_render_leaves_a_staging_folder_the_next_one_removes(tmp_path):
     (leftover,) = tmp_path.glob("faces.tmp-*")
     done = subprocess.run([*argv, "--count", "40"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert f"removed {leftover}, left by a killed build" in done.stderr
+    assert f"removed {leftover}, left by a killed process" in done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["faces"]
 
 
@@ -698,7 +698,7 @@ def test_a_stale_cache_staging_folder_is_removed_and_a_live_one_kept(
     assert dataset.main([*argv, "--dry-run"]) == 0
     assert capsys.readouterr().out.strip() == str(stale)
     dataset.build_cache(root, 32, cache_root, workers=1, progress=False)
-    assert f"removed {stale}, left by a killed build" in capsys.readouterr().err
+    assert f"removed {stale}, left by a killed process" in capsys.readouterr().err
     assert sorted(p.name for p in cache_root.iterdir()) == sorted([target.name, live.name])
     stale.mkdir()
     assert dataset.main(argv) == 0

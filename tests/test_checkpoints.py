@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from collections import namedtuple
 
 import numpy as np
@@ -70,11 +72,14 @@ def test_no_intact_checkpoint_at_all_is_an_error_not_a_fresh_start(tmp_path):
 
 def test_staging_leftovers_of_a_killed_write_are_never_used(tmp_path):
     folder = save(tmp_path, 1)
-    (tmp_path / "checkpoints" / ".epoch-0002.partial").mkdir()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    leftover = tmp_path / "checkpoints" / f"epoch-0002.tmp-{gone.pid}"
+    leftover.mkdir()
     assert checkpoints.complete(tmp_path) == [folder]
     assert checkpoints.find(tmp_path) == folder
-    save(tmp_path, 2)  # the next write replaces the leftover
-    assert not (tmp_path / "checkpoints" / ".epoch-0002.partial").exists()
+    save(tmp_path, 3)  # the next write, of any step, removes the leftover
+    assert not leftover.exists()
 
 
 def test_a_failed_write_leaves_nothing_and_latest_unchanged(tmp_path, monkeypatch):
