@@ -51,6 +51,7 @@ class RunSettings:
     ema_kimg: float = 10.0  # half-life of the generator average, thousands of images; 0 = none
     cond_bn: bool = False  # attribute-conditioned batch normalisation in G
     spectral_norm: bool = False  # spectral normalisation of D's layers
+    mode_seeking: float = 0.0  # weight of G's mode-seeking term (models.ModeSeeking); 0 = none
     lr_d: float = 5e-4
     lr_g: float = 5e-4
     data: str | None = None
@@ -68,6 +69,7 @@ class RunSettings:
         "ema_kimg",
         "cond_bn",
         "spectral_norm",
+        "mode_seeking",
     )
 
     def to_json(self) -> dict:
@@ -112,6 +114,7 @@ class TrainConfig:
     ema_kimg: float | None = None
     cond_bn: bool | None = None
     spectral_norm: bool | None = None
+    mode_seeking: float | None = None
     lr: float | None = None  # both learning rates, where lr_d or lr_g is not given
     lr_d: float | None = None
     lr_g: float | None = None

@@ -205,7 +205,9 @@ def mismatched(attrs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 class GeneratorBatches(keras.utils.PyDataset):
     """Batches for ``gan.train_on_batch``: attribute-noise inputs (with ``augment``,
     and each image's augmentation draws); targets "face" for every image and, for the
-    attribute head, the attributes each image was asked for."""
+    attribute head, the attributes each image was asked for. With ``mode_seeking`` the
+    second half of a batch asks for the first half's attributes (models.ModeSeeking
+    compares the pairs), and the "mode_seeking" target is a placeholder."""
 
     def __init__(
         self,
@@ -215,26 +217,31 @@ class GeneratorBatches(keras.utils.PyDataset):
         noise_dim: int,
         seed: int = 0,
         augment: bool = False,
+        mode_seeking: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.sampler, self.batch_size, self.steps = sampler, batch_size, steps
         self.noise_dim, self.seed, self.epoch, self.augment = noise_dim, seed, 0, augment
+        self.mode_seeking = mode_seeking
 
     def __len__(self) -> int:
         return self.steps
 
     def __getitem__(self, index: int):
         rng = np.random.default_rng([self.seed, 2, self.epoch, index])
-        attrs = self.sampler.sample(self.batch_size, rng)
+        if self.mode_seeking:
+            attrs = np.tile(self.sampler.sample(self.batch_size // 2, rng), (2, 1))
+        else:
+            attrs = self.sampler.sample(self.batch_size, rng)
         inputs = attribute_noise(attrs, self.noise_dim, rng)
         if self.augment:
             draws = np.random.default_rng([self.seed, 4, self.epoch, index])
             inputs = (inputs, augment.draw(self.batch_size, draws))
-        return inputs, {
-            "face": np.full((self.batch_size, 1), REAL, np.float32),
-            "attributes": attrs,
-        }
+        targets = {"face": np.full((self.batch_size, 1), REAL, np.float32), "attributes": attrs}
+        if self.mode_seeking:
+            targets["mode_seeking"] = np.zeros((self.batch_size, 1), np.float32)
+        return inputs, targets
 
     def on_epoch_end(self) -> None:
         self.epoch += 1

@@ -142,6 +142,14 @@ def train_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         help="spectral normalisation of the discriminator's layers (default: off)",
     )
+    lever(
+        "--mode-seeking",
+        type=cli.non_negative_float,
+        metavar="W",
+        help="weight of a mode-seeking term in the generator's loss (MSGAN): pairs of "
+        "faces asked for the same attributes are pushed apart, against collapse to one "
+        "face per attribute vector; 0 = none (default: 0)",
+    )
     add("--beta1", type=cli.below_one, help=f"Adam beta_1, in [0, 1) (default: {d.beta1})")
     add("--loss", choices=LOSSES, help=f"face/no-face loss of both networks (default: {d.loss})")
     add(

@@ -9,7 +9,8 @@ stacked GAN, their losses and optimizers, freezing, and one ``train_on_batch`` s
 * ``build_d_trainer``: the discriminator as its training step sees it, scoring the real
   images' own features against wrong attributes too (no second pass through the
   convolutions).
-* ``build_gan``: generator -> discriminator, trained while the discriminator is frozen.
+* ``build_gan``: generator -> discriminator, trained while the discriminator is frozen
+  (with ``mode_seeking``, also pushing apart the faces two noises draw).
   Keras 3 reads ``trainable`` when a train function is traced (TensorFlow) or at every
   step (JAX, PyTorch), not at compile time, so ``train_step`` sets the flag before
   *every* call. tests/test_models.py checks it on weights.
@@ -102,6 +103,37 @@ class Projection(layers.Layer):
         return ops.sum(ops.matmul(signed, self.embedding) * phi, axis=-1, keepdims=True)
 
 
+class ModeSeeking(layers.Layer):
+    """[images, attribute_noise] -> MSGAN's mode-seeking term (Mao et al. 2019) for
+    each row's pair: row i and row i + n/2 were asked for the same attributes with other
+    noise (dataGens.GeneratorBatches), and the term is ``weight`` / (mean |G_i - G_j| /
+    mean |z_i - z_j| + 1e-5). The generator minimises it, so two noises draw two faces;
+    the stacked model trains it as a loss of its own (``compile_gan``)."""
+
+    def __init__(self, weight: float, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.weight = weight
+
+    def call(self, inputs):
+        images, attribute_noise = inputs
+        # ops.split, not slices at n // 2: under jax.jit the slices gave NaN weights
+        # after one step whenever colour augmentation read the same images.
+        first, second = ops.split(images, 2)
+        noise = ops.split(attribute_noise[:, NUM_ATTRIBUTES:], 2)
+        image_gap = ops.mean(ops.abs(first - second), axis=(1, 2, 3))
+        noise_gap = ops.mean(ops.abs(noise[0] - noise[1]), axis=1)
+        term = self.weight / (image_gap / noise_gap + 1e-5)
+        return ops.concatenate([term, term])[:, None]
+
+    def compute_output_shape(self, input_shapes):
+        return (input_shapes[0][0], 1)
+
+
+def own_value(_, term):
+    """The loss of an output that is its own loss (ModeSeeking's)."""
+    return ops.mean(term, axis=-1)
+
+
 @keras.saving.register_keras_serializable(package="dcgan")
 class MinibatchStdDev(layers.Layer):
     """Appends the spread of features across groups of 4 images as one more channel.
@@ -186,18 +218,26 @@ def build_d_trainer(discriminator: keras.Model, augment_policy: str = "") -> ker
 
 
 def build_gan(
-    generator: keras.Model, discriminator: keras.Model, augment_policy: str = ""
+    generator: keras.Model,
+    discriminator: keras.Model,
+    augment_policy: str = "",
+    mode_seeking: float = 0.0,
 ) -> keras.Model:
     """generator -> discriminator, judged against the attributes it was asked for;
     with an ``augment_policy`` the generated images are augmented on the way, by the
-    random numbers of a second input."""
+    random numbers of a second input; with a ``mode_seeking`` weight a third output,
+    "mode_seeking", is that term (ModeSeeking) of the images before augmentation."""
     inputs = [keras.Input(generator.input_shape[1:], name="attribute_noise")]
     attributes = layers.Lambda(lambda z: z[:, :NUM_ATTRIBUTES], name="attributes")(inputs[0])
-    images = generator(inputs[0])
+    images = seen = generator(inputs[0])
     if augment_policy:
         inputs.append(keras.Input((augment.PARAMETERS,), name="augment"))
-        images = augment.DiffAugment(augment_policy)([images, inputs[1]])
-    outputs = discriminator([images, attributes])
+        seen = augment.DiffAugment(augment_policy)([images, inputs[1]])
+    outputs = dict(discriminator([seen, attributes]))
+    if mode_seeking:
+        outputs["mode_seeking"] = ModeSeeking(mode_seeking, name="mode_seeking")(
+            [images, inputs[0]]
+        )
     return keras.Model(inputs if augment_policy else inputs[0], outputs, name="gan")
 
 
@@ -242,8 +282,11 @@ def compile_d_trainer(d_trainer, optimizer, loss: str = "bce") -> None:
 
 
 def compile_gan(gan, optimizer, discriminator, loss: str = "bce") -> None:
+    chosen = losses(loss)
+    if "mode_seeking" in gan.output:
+        chosen["mode_seeking"] = own_value
     set_trainable(discriminator, False)
-    gan.compile(optimizer, losses(loss))
+    gan.compile(optimizer, chosen)
     set_trainable(discriminator, True)
 
 

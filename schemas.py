@@ -68,6 +68,7 @@ class Settings(_Shape):
     ema_kimg: NonNegativeFloat = 0.0
     cond_bn: bool = False
     spectral_norm: bool = False
+    mode_seeking: NonNegativeFloat = 0.0
     lr_d: PositiveFloat | None = None
     lr_g: PositiveFloat | None = None
     lr: PositiveFloat | None = None  # before the two rates: one for both

@@ -224,7 +224,7 @@ class Trainer:
         self.generator = models.build_generator(s.image_size, s.noise_dim, s.width, s.cond_bn)
         self.discriminator = models.build_discriminator(s.image_size, s.width, s.spectral_norm)
         self.d_trainer = models.build_d_trainer(self.discriminator, s.augment)
-        self.gan = models.build_gan(self.generator, self.discriminator, s.augment)
+        self.gan = models.build_gan(self.generator, self.discriminator, s.augment, s.mode_seeking)
         self.average = averaging.GeneratorAverage(self.generator) if s.ema_kimg else None
         models.compile_models(
             self.generator,
@@ -259,7 +259,9 @@ class Trainer:
             ) from None
         loss = self.settings.loss
         models.compile_d_trainer(self.d_trainer, self.discriminator.optimizer, loss)
-        self.gan = models.build_gan(self.generator, self.discriminator, policy)
+        self.gan = models.build_gan(
+            self.generator, self.discriminator, policy, self.settings.mode_seeking
+        )
         models.compile_gan(self.gan, self.generator.optimizer, self.discriminator, loss)
         self.set_learning_rates(self.settings.lr_d, self.settings.lr_g)
         self.position = (state["epoch"], state.get("step", 0))
@@ -279,7 +281,13 @@ class Trainer:
             self.real, self.generator, sampler, s.noise_dim, self.seed, augmented
         )
         self.g_batches = GeneratorBatches(
-            sampler, s.batch_size, self.steps, s.noise_dim, self.seed, augmented
+            sampler,
+            s.batch_size,
+            self.steps,
+            s.noise_dim,
+            self.seed,
+            augmented,
+            mode_seeking=bool(s.mode_seeking),
         )
         self.compiled = None
         if self.config.compiled_step:

@@ -126,3 +126,54 @@ def test_recalibration_gives_the_average_its_own_batch_statistics():
     ]
     np.testing.assert_allclose(norm.moving_mean, np.mean(means, axis=0), rtol=1e-4, atol=1e-5)
     assert norm.momentum == 0.8  # restored
+
+
+def mode_seeking_gan(weight: float):
+    keras.utils.set_random_seed(5)
+    generator = models.build_generator(32, noise_dim=8, width=8)
+    discriminator = models.build_discriminator(32, width=8)
+    gan = models.build_gan(generator, discriminator, "", weight)
+    models.compile_models(
+        generator, discriminator, models.build_d_trainer(discriminator), gan, 1e-3, 1e-3, 0.5
+    )
+    return generator, gan
+
+
+def test_mode_seeking_batches_pair_the_same_attributes_with_other_noise():
+    sampler = AttributeSampler("dataset", np.random.default_rng(0).integers(0, 2, (50, 40)))
+    batches = dataGens.GeneratorBatches(sampler, 8, 3, noise_dim=8, mode_seeking=True)
+    inputs, targets = batches[1]
+    np.testing.assert_array_equal(inputs[:4, :40], inputs[4:, :40])
+    np.testing.assert_array_equal(targets["attributes"], inputs[:, :40])
+    assert np.abs(inputs[:4, 40:] - inputs[4:, 40:]).min() > 0
+    assert targets["mode_seeking"].shape == (8, 1)
+
+
+def test_the_mode_seeking_term_is_the_noise_gap_over_the_image_gap():
+    _, gan = mode_seeking_gan(2.0)
+    layer = gan.get_layer("mode_seeking")
+    rng = np.random.default_rng(6)
+    images = rng.uniform(-1, 1, (6, 32, 32, 3)).astype(np.float32)
+    z = rng.normal(size=(6, 48)).astype(np.float32)
+    term = np.asarray(layer([images, z]))[:, 0]
+    image_gap = np.abs(images[:3] - images[3:]).mean(axis=(1, 2, 3))
+    noise_gap = np.abs(z[:3, 40:] - z[3:, 40:]).mean(axis=1)
+    expected = 2.0 / (image_gap / noise_gap + 1e-5)
+    np.testing.assert_allclose(term, np.concatenate([expected, expected]), rtol=1e-5)
+
+
+def test_mode_seeking_pushes_the_faces_of_one_attribute_vector_apart():
+    sampler = AttributeSampler("dataset", np.random.default_rng(1).integers(0, 2, (50, 40)))
+    batches = dataGens.GeneratorBatches(sampler, 16, 4, noise_dim=8, mode_seeking=True)
+    gaps = {}
+    for weight in (0.0, 1.0):
+        generator, gan = mode_seeking_gan(weight)
+        for step in range(4):
+            inputs, targets = batches[step]
+            if not weight:
+                targets = {k: v for k, v in targets.items() if k != "mode_seeking"}
+            gan.train_on_batch(inputs, targets)
+        # Batch statistics, as in training: four steps barely move BN's moving averages.
+        faces = np.asarray(generator(batches[0][0], training=True))
+        gaps[weight] = np.abs(faces[:8] - faces[8:]).mean()
+    assert gaps[1.0] > 1.3 * gaps[0.0]
