@@ -49,7 +49,7 @@ class RunSettings:
     seed: int = 0
     augment: str = ""  # DiffAugment policy (augment.py); "" = none
     ema_kimg: float = 10.0  # half-life of the generator average, thousands of images; 0 = none
-    cond_bn: bool = False  # attribute-conditioned batch normalisation in G
+    cond_bn: bool = True  # attribute-conditioned batch normalisation in G (docs/results.md)
     spectral_norm: bool = False  # spectral normalisation of D's layers
     mode_seeking: float = 0.0  # weight of G's mode-seeking term (models.ModeSeeking); 0 = none
     lr_d: float = 5e-4

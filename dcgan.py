@@ -135,7 +135,8 @@ def train_parser() -> argparse.ArgumentParser:
     lever(
         "--cond-bn",
         action=argparse.BooleanOptionalAction,
-        help="attribute-conditioned batch normalisation in the generator (default: off)",
+        help="attribute-conditioned batch normalisation in the generator; --no-cond-bn for "
+        "plain batch normalisation (default: on)",
     )
     lever(
         "--spectral-norm",
