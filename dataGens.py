@@ -221,6 +221,11 @@ class GeneratorBatches(keras.utils.PyDataset):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
+        if mode_seeking and batch_size % 2:
+            raise ValueError(
+                f"batch_size {batch_size} is odd: mode seeking pairs the batch's halves; "
+                "use an even batch size"
+            )
         self.sampler, self.batch_size, self.steps = sampler, batch_size, steps
         self.noise_dim, self.seed, self.epoch, self.augment = noise_dim, seed, 0, augment
         self.mode_seeking = mode_seeking

@@ -149,6 +149,13 @@ def test_mode_seeking_batches_pair_the_same_attributes_with_other_noise():
     assert targets["mode_seeking"].shape == (8, 1)
 
 
+def test_mode_seeking_refuses_an_odd_batch_it_cannot_pair():
+    sampler = AttributeSampler("dataset", np.random.default_rng(0).integers(0, 2, (50, 40)))
+    with pytest.raises(ValueError, match="batch_size 7 is odd"):
+        dataGens.GeneratorBatches(sampler, 7, 3, noise_dim=8, mode_seeking=True)
+    assert len(dataGens.GeneratorBatches(sampler, 7, 3, noise_dim=8)[0][0]) == 7
+
+
 def test_the_mode_seeking_term_is_the_noise_gap_over_the_image_gap():
     _, gan = mode_seeking_gan(2.0)
     layer = gan.get_layer("mode_seeking")
