@@ -4,12 +4,14 @@ This is the single attribute vocabulary of the project: the dataset reader, the
 synthetic renderer, the input generators, training, generation and the notebook all
 take the names and their order from here. It does not sample or encode attributes
 (that is dataGens.py); it only names them and turns a request such as
-``"Smiling, Eyeglasses, not Male"`` into forced values.
+``"Smiling=0.7, Eyeglasses, not Male"`` into forced strengths: 0 is off, 1 is on, and
+values between interpolate the generator's conditioning.
 """
 
 from __future__ import annotations
 
 import difflib
+import math
 import re
 
 from cli import CommandError
@@ -73,6 +75,9 @@ _ALIASES: dict[str, tuple[str, bool]] = {
 }
 _NEGATION_SIGNS = ("-", "!", "~")
 _NEGATION_WORDS = ("not ", "no ", "non ")
+# Strengths above 1 exaggerate an attribute. Training only ever shows 0 and 1, so the
+# range past 1 a request may ask for is kept short.
+MAX_STRENGTH = 1.5
 
 
 class SpecError(CommandError, ValueError):
@@ -107,40 +112,84 @@ def _resolve(token: str) -> tuple[str, bool]:
     raise SpecError(f"unknown attribute {text!r}.{hint} Valid names: {', '.join(ATTRIBUTES)}")
 
 
-def parse_spec(spec: str) -> dict[str, bool]:
-    """Parse ``"Smiling, Eyeglasses, -Male"`` into ``{"Smiling": True, ...}``.
+def _term(text: str) -> tuple[str, float]:
+    """One term with its strength: ``"Smiling=0.7"``, ``"woman=0.7"`` (Male 0.3),
+    ``"-Male"`` (0) or ``"Eyeglasses"`` (1)."""
+    words, sep, number = text.partition("=")
+    name, on = _resolve(words)
+    if not sep:
+        return name, float(on)
+    if words.strip()[:1] in (*_NEGATION_SIGNS, "+") or _key(words) not in _BY_KEY:
+        raise SpecError(f"{text.strip()!r}: give a sign or a strength, not both (e.g. {name}=0.3)")
+    try:
+        strength = float(number)
+    except ValueError:
+        raise SpecError(
+            f"{text.strip()!r}: the strength must be a number from 0 to {MAX_STRENGTH}"
+        ) from None
+    if not (math.isfinite(strength) and 0 <= strength <= MAX_STRENGTH):
+        raise SpecError(
+            f"{text.strip()!r}: the strength must be from 0 (off) to {MAX_STRENGTH} (1 is on)"
+        )
+    if on:
+        return name, strength
+    if strength > 1:
+        raise SpecError(
+            f"{text.strip()!r}: {words.strip()} means {name} off; give a strength from 0 to 1"
+        )
+    return name, round(1 - strength, 6)
+
+
+def parse_spec(spec: str) -> dict[str, float]:
+    """Parse ``"Smiling=0.7, Eyeglasses, -Male"`` into ``{"Smiling": 0.7, "Eyeglasses":
+    1.0, "Male": 0.0}``.
 
     Terms are separated by commas or semicolons (or spaces, when every word is an
     attribute); case, underscores and spaces inside names do not matter; ``-``, ``!``,
-    ``~``, ``not`` or ``no`` switch an attribute off.
+    ``~``, ``not`` or ``no`` switch an attribute off; ``=S`` sets its strength, from 0
+    (off) to MAX_STRENGTH (1 is on).
     """
-    settings: dict[str, bool] = {}
+    settings: dict[str, float] = {}
     for term in filter(str.strip, re.split(r"[,;]", spec)):
         try:
-            pairs = [_resolve(term)]
+            pairs = [_term(term)]
         except SpecError:
             words = term.split()
             if len(words) < 2:
                 raise
             try:
-                pairs = [_resolve(word) for word in words]
+                pairs = [_term(word) for word in words]
             except SpecError:
-                raise SpecError(_resolve_error(term)) from None
-        for name, value in pairs:
-            if settings.get(name, value) != value:
-                raise SpecError(f"attribute {name} is asked both on and off in {spec!r}")
-            settings[name] = value
+                raise SpecError(_term_error(term)) from None
+        for name, strength in pairs:
+            if settings.get(name, strength) != strength:
+                raise SpecError(
+                    f"attribute {name} is asked {_both(settings[name], strength)} in {spec!r}"
+                )
+            settings[name] = strength
     return settings
 
 
-def _resolve_error(term: str) -> str:
+def _both(first: float, second: float) -> str:
+    if {first, second} == {0, 1}:
+        return "both on and off"
+    return f"at two strengths, {first:g} and {second:g},"
+
+
+def _term_error(term: str) -> str:
     try:
-        _resolve(term)
+        _term(term)
     except SpecError as error:
         return str(error)
     return f"cannot read {term!r}"
 
 
-def format_spec(settings: dict[str, bool]) -> str:
-    """The canonical text of a request: ``"Smiling, Eyeglasses, -Male"``."""
-    return ", ".join(name if on else f"-{name}" for name, on in settings.items())
+def format_spec(settings: dict[str, float]) -> str:
+    """The canonical text of a request: ``"Smiling=0.7, Eyeglasses, -Male"``."""
+    return ", ".join(_format_term(name, strength) for name, strength in settings.items())
+
+
+def _format_term(name: str, strength: float) -> str:
+    if strength == 1:
+        return name
+    return f"-{name}" if strength == 0 else f"{name}={float(strength)!r}"

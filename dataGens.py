@@ -6,8 +6,8 @@
 * ``AttributeSampler``: where the 40 bits come from. ``dataset`` draws whole rows from
   the training set (CelebA's attributes are correlated and rare ones are rare);
   ``uniform`` draws independent fair bits, as the original design did; ``spec`` forces
-  the attributes of a request such as ``"Smiling,Eyeglasses,-Male"`` and draws the
-  others from the data rows that agree with it.
+  the attributes of a request such as ``"Smiling=0.7,Eyeglasses,-Male"`` to their
+  strengths and draws the others from the data rows that agree with it.
 * ``DiscriminatorBatches`` and ``GeneratorBatches``: ``keras.utils.PyDataset``
   sequences for ``d_trainer.train_on_batch`` (models.build_d_trainer) and
   ``gan.train_on_batch``.
@@ -56,7 +56,7 @@ class AttributeSampler:
         self,
         source: str = "dataset",
         data: np.ndarray | None = None,
-        spec: str | dict[str, bool] | None = None,
+        spec: str | dict[str, float] | None = None,
     ) -> None:
         if source not in SOURCES:
             raise ValueError(f"unknown attribute source {source!r}; use one of {SOURCES}")
@@ -76,20 +76,30 @@ class AttributeSampler:
                 self.candidates = self.data
 
     def _agreeing_rows(self) -> np.ndarray:
-        """Data rows that agree with every forced setting."""
-        columns = [INDEX[name] for name in self.settings]
-        wanted = np.array([int(on) for on in self.settings.values()], np.uint8)
+        """Data rows that agree with every setting that is on (1 or more) or off (0);
+        a strength between says nothing of which faces it fits."""
+        plain = {name: int(s >= 1) for name, s in self.settings.items() if s == 0 or s >= 1}
+        columns = [INDEX[name] for name in plain]
+        wanted = np.array(list(plain.values()), np.uint8)
         return self.data[(self.data[:, columns] == wanted).all(axis=1)]
 
     def sample(self, count: int, rng: np.random.Generator) -> np.ndarray:
-        """``count`` rows of 40 bits, float32 0/1."""
+        """``count`` rows of 40 float32 attribute values: 0/1, and the request's
+        strengths where it gives them."""
         if self.source == "uniform":
             rows = rng.integers(0, 2, (count, NUM_ATTRIBUTES), dtype=np.uint8)
         else:
-            rows = self.candidates[rng.integers(0, len(self.candidates), count)].copy()
-        for name, on in self.settings.items():
-            rows[:, INDEX[name]] = int(on)
-        return rows.astype(np.float32)
+            rows = self.candidates[rng.integers(0, len(self.candidates), count)]
+        return forced(rows.astype(np.float32), self.settings)
+
+
+def forced(rows: np.ndarray, settings: dict[str, float]) -> np.ndarray:
+    """A copy of attribute ``rows`` with each attribute of ``settings`` set to its
+    strength (attributes.parse_spec)."""
+    rows = np.array(rows, np.float32)
+    for name, strength in settings.items():
+        rows[:, INDEX[name]] = strength
+    return rows
 
 
 class DiscriminatorBatches(keras.utils.PyDataset):

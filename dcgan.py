@@ -1,7 +1,8 @@
 """Attribute-conditioned DCGAN: the command line that trains it and makes faces.
 
     python dcgan.py --epochs 5                       # train (synthetic faces by default)
-    python dcgan.py generate --checkpoint runs/dcgan --attrs "Smiling,Eyeglasses,-Male"
+    python dcgan.py generate --checkpoint runs/dcgan --attrs "Smiling=0.7,Eyeglasses,-Male"
+    python dcgan.py generate --sweep Smiling          # one attribute from off to on
 
 The method on one screen:
 
@@ -42,6 +43,7 @@ import augment
 import cli
 import generation
 import training
+from attributes import MAX_STRENGTH
 from config import (
     DEFAULTS,
     IMAGE_SIZES,
@@ -209,16 +211,37 @@ def generate_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--attrs",
         default="",
-        help='attributes to force, e.g. "Smiling, Eyeglasses, -Male"; the rest '
-        "are drawn from the training faces that agree",
+        help='attributes to force, e.g. "Smiling=0.7, Eyeglasses, -Male" (a strength '
+        f"from 0 = off to 1 = on, up to {MAX_STRENGTH} to exaggerate); the rest are drawn "
+        "from the training faces that agree",
     )
     parser.add_argument(
         "--count", type=cli.up_to(generation.MAX_FACES), default=16, help="faces to make"
     )
-    parser.add_argument(
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
         "--flip",
         help="attributes to switch one at a time on the same faces "
         "(e.g. Smiling,Eyeglasses): writes flips.png instead",
+    )
+    mode.add_argument(
+        "--sweep",
+        metavar="ATTRIBUTE",
+        help="one attribute's strength from 0 to 1 on the same faces: writes sweep.png "
+        "(a row per face) and sweep.gif instead",
+    )
+    mode.add_argument(
+        "--interpolate",
+        metavar="SEED|SPEC",
+        help="morph the faces into another seed's (e.g. 7) or into the same faces with "
+        'other attributes (e.g. "-Smiling, Eyeglasses"): writes interpolation.png and '
+        "interpolation.gif instead",
+    )
+    parser.add_argument(
+        "--frames",
+        type=cli.up_to(generation.MAX_FRAMES, cli.at_least_2),
+        default=generation.FRAMES,
+        help=f"steps of a sweep or an interpolation, ends included (default: {generation.FRAMES})",
     )
     parser.add_argument(
         "--raw",
@@ -236,15 +259,22 @@ def train(args: argparse.Namespace) -> int:
 
 
 def generate(args: argparse.Namespace) -> int:
+    common = (args.count, args.out, args.seed, args.raw)
     if args.flip:
-        path = generation.write_flips(
-            args.checkpoint, args.attrs, args.flip, args.count, args.out, args.seed, args.raw
-        )
+        path = generation.write_flips(args.checkpoint, args.attrs, args.flip, *common)
         print(f"wrote {path}")
-    else:
-        out = generation.write_faces(
-            args.checkpoint, args.attrs, args.count, args.out, args.seed, args.raw
+    elif args.sweep:
+        out = generation.write_sweep(
+            args.checkpoint, args.attrs, args.sweep, *common, frames=args.frames
         )
+        print(f"wrote sweep.png and sweep.gif to {out}")
+    elif args.interpolate:
+        out = generation.write_interpolation(
+            args.checkpoint, args.attrs, args.interpolate, *common, frames=args.frames
+        )
+        print(f"wrote interpolation.png and interpolation.gif to {out}")
+    else:
+        out = generation.write_faces(args.checkpoint, args.attrs, *common)
         print(f"wrote {args.count} faces and grid.png to {out}")
     return 0
 

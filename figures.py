@@ -1,5 +1,6 @@
 """The pictures a run and an evaluation draw: labelled face grids, the loss and metric
-curves, and the per-attribute accuracy chart, each written atomically as a PNG.
+curves, and the per-attribute accuracy chart, each written atomically as a PNG; and
+the animated GIF of a sweep or an interpolation.
 
 Drawn with matplotlib's object API (``Figure``), not pyplot, so no display or global
 state is needed. It computes nothing it draws: the numbers come from training.py
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from PIL import Image
 
 import atomic
 from dataset import to_uint8
@@ -46,6 +48,24 @@ def save_grid(
     if title:
         fig.suptitle(title, fontsize=9)
     save_figure(fig, path)
+
+
+def save_animation(frames: np.ndarray, path: Path, columns: int = 8, ms: int = 150) -> None:
+    """An animated GIF, written atomically: ``frames`` is (steps, faces, h, w, 3) in
+    [-1, 1]; each step shows its faces tiled ``columns`` to a row, and the loop runs
+    forwards and back so it never jumps."""
+    steps, faces, h, w, _ = frames.shape
+    rows, cols = -(-faces // columns), min(faces, columns)
+    tiles = np.full((steps, rows * cols, h, w, 3), 255, np.uint8)
+    tiles[:, :faces] = to_uint8(frames)
+    sheet = tiles.reshape(steps, rows, cols, h, w, 3).transpose(0, 1, 3, 2, 4, 5)
+    pictures = [Image.fromarray(f) for f in sheet.reshape(steps, rows * h, cols * w, 3)]
+    loop = pictures + pictures[-2:0:-1]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic.replacing(path) as partial:
+        loop[0].save(
+            partial, format="GIF", save_all=True, append_images=loop[1:], duration=ms, loop=0
+        )
 
 
 def save_figure(fig: Figure, path: Path) -> None:

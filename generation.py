@@ -5,6 +5,10 @@
   training faces that agree), as ``face-NNNN.png`` and a ``grid.png``.
 * ``write_flips``: the same faces with one attribute switched at a time, side by side
   in ``flips.png``.
+* ``write_sweep``: the same faces with one attribute's strength going from 0 to 1, and
+  ``write_interpolation``: faces morphing into another seed's faces or into the same
+  faces asked for other attributes; each as a strip (``sweep.png``,
+  ``interpolation.png``, a row per face) and an animated GIF.
 
 Every file is written atomically. Training is training.py's; the request parser is
 attributes.py's; the sampling of the other attributes dataGens.py's.
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -21,13 +26,15 @@ from PIL import Image
 import atomic
 import figures
 import runs
-from attributes import format_spec, parse_spec
-from dataGens import AttributeSampler, attribute_noise, flipped, sample_noise
+from attributes import SpecError, format_spec, parse_spec
+from dataGens import AttributeSampler, attribute_noise, flipped, forced, sample_noise
 from dataset import to_uint8
 from quiet_keras import keras
 
 BATCH = 256
 MAX_FACES = 10_000  # one request: its faces and grid are held in memory
+FRAMES = 9  # steps of a sweep or an interpolation, both ends included
+MAX_FRAMES = 100
 
 
 class Request:
@@ -49,6 +56,19 @@ class Request:
 
     def images(self, inputs: np.ndarray) -> np.ndarray:
         return self.generator.predict(inputs, batch_size=BATCH, verbose=0)
+
+    def path(self, start: tuple, end: tuple, frames: int) -> np.ndarray:
+        """(frames, faces, h, w, 3): the faces of ``start`` (attributes, noise) becoming
+        those of ``end``; attributes move in a straight line, Gaussian noise along the
+        great circle (so its norm, which the generator saw, holds on the way)."""
+        steps = np.linspace(0, 1, frames, dtype=np.float32)[:, None, None]
+        attrs = (1 - steps) * start[0] + steps * end[0]
+        if self.noise_dim > 1:
+            noise = slerp(start[1], end[1], steps)
+        else:
+            noise = (1 - steps) * start[1] + steps * end[1]
+        inputs = np.concatenate([attrs, noise], axis=2).reshape(-1, attrs.shape[2] + self.noise_dim)
+        return self.images(inputs).reshape(frames, len(start[0]), *self.generator.output_shape[1:])
 
 
 def write_faces(
@@ -103,3 +123,105 @@ def write_flips(
             request.images(inputs), labels, staging / "flips.png", request.spec, headings
         )
     return out / "flips.png"
+
+
+def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Spherical interpolation of each row of ``a`` to the same row of ``b`` at the
+    fractions ``t`` (broadcast on a leading axis); straight where they are parallel."""
+    cos = np.sum(a * b, -1, keepdims=True) / (
+        np.linalg.norm(a, axis=-1, keepdims=True) * np.linalg.norm(b, axis=-1, keepdims=True)
+    )
+    omega = np.arccos(np.clip(cos, -1, 1))
+    sin = np.sin(omega)
+    parallel = sin < 1e-6
+    safe = np.where(parallel, 1, sin)
+    ka = np.where(parallel, 1 - t, np.sin((1 - t) * omega) / safe)
+    kb = np.where(parallel, t, np.sin(t * omega) / safe)
+    return (ka * a + kb * b).astype(np.float32)
+
+
+class Strip(NamedTuple):
+    """Faces along a path: ``images`` is (frames, faces, h, w, 3) in [-1, 1]."""
+
+    images: np.ndarray
+    title: str
+    headings: list[str]
+
+
+def sweep(request: Request, name: str, count: int, seed: int, frames: int) -> Strip:
+    """The request's faces for ``seed`` with attribute ``name`` at strengths 0 to 1, all
+    else the same."""
+    asked = list(parse_spec(name))
+    if len(asked) != 1:
+        raise SpecError(f"--sweep takes one attribute, not {name!r}")
+    rng = np.random.default_rng(seed)
+    base = request.sampler.sample(count, rng)
+    noise = sample_noise(count, request.noise_dim, rng)
+    start, end = (forced(base, {asked[0]: 0}), noise), (forced(base, {asked[0]: 1}), noise)
+    headings = [f"{asked[0]}={s:.2g}" for s in np.linspace(0, 1, frames)]
+    title = f"{request.spec}: {asked[0]} from off to on"
+    return Strip(request.path(start, end, frames), title, headings)
+
+
+def interpolation(request: Request, target: str, count: int, seed: int, frames: int) -> Strip:
+    """The request's faces for ``seed`` becoming those for the seed ``target`` (digits:
+    the faces ``write_faces`` makes for it) or, for an attribute spec ``target``, the
+    same faces with that spec applied."""
+    rng = np.random.default_rng(seed)
+    start = request.sampler.sample(count, rng), sample_noise(count, request.noise_dim, rng)
+    if target.strip().isdigit():
+        other = np.random.default_rng(int(target))
+        end = request.sampler.sample(count, other), sample_noise(count, request.noise_dim, other)
+        title = f"{request.spec}: seed {seed} to seed {int(target)}"
+    else:
+        change = parse_spec(target)
+        end = forced(start[0], change), start[1]
+        title = f"{request.spec}: to {format_spec(change)}"
+    headings = [f"{s:.2g}" for s in np.linspace(0, 1, frames)]
+    return Strip(request.path(start, end, frames), title, headings)
+
+
+def write_sweep(
+    checkpoint: str | Path,
+    attrs: str,
+    name: str,
+    count: int,
+    out: str | Path,
+    seed: int = 0,
+    raw: bool = False,
+    frames: int = FRAMES,
+) -> Path:
+    """sweep.png and sweep.gif in ``out`` (``sweep``); returns ``out``."""
+    parse_spec(name)  # a bad name is told before the checkpoint loads
+    strip = sweep(Request(checkpoint, attrs, raw), name, count, seed, frames)
+    return _write_strip(strip, Path(out), "sweep")
+
+
+def write_interpolation(
+    checkpoint: str | Path,
+    attrs: str,
+    target: str,
+    count: int,
+    out: str | Path,
+    seed: int = 0,
+    raw: bool = False,
+    frames: int = FRAMES,
+) -> Path:
+    """interpolation.png and interpolation.gif in ``out`` (``interpolation``); returns
+    ``out``."""
+    if not target.strip().isdigit():
+        parse_spec(target)
+    strip = interpolation(Request(checkpoint, attrs, raw), target, count, seed, frames)
+    return _write_strip(strip, Path(out), "interpolation")
+
+
+def _write_strip(strip: Strip, out: Path, stem: str) -> Path:
+    """STEM.png (a row per face, a column per step) and STEM.gif, atomically, in ``out``."""
+    count = strip.images.shape[1]
+    with atomic.output_folder(out) as staging:
+        atomic.check_space(staging, 3 * strip.images.size, f"the {stem} strip and animation")
+        per_face = strip.images.transpose(1, 0, 2, 3, 4).reshape(-1, *strip.images.shape[2:])
+        labels = [f"face {i + 1}" for i in range(count)]
+        figures.save_grid(per_face, labels, staging / f"{stem}.png", strip.title, strip.headings)
+        figures.save_animation(strip.images, staging / f"{stem}.gif")
+    return out

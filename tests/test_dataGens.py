@@ -65,6 +65,18 @@ def test_spec_source_forces_the_request_and_draws_the_rest_conditionally(data_ro
     assert sampler.supported
 
 
+def test_a_strength_sets_the_value_and_leaves_the_choice_of_other_attributes_open(data_rows):
+    sampler = AttributeSampler("spec", data_rows, "Smiling=0.4, Male")
+    rows = sampler.sample(2000, np.random.default_rng(4))
+    assert (rows[:, INDEX["Smiling"]] == np.float32(0.4)).all()
+    assert (rows[:, INDEX["Male"]] == 1).all()
+    # Smiling=0.4 neither picks smiling nor unsmiling faces for the other attributes:
+    # their mouths are open about as often as men's in the data are.
+    men = data_rows[data_rows[:, INDEX["Male"]] == 1]
+    mouth = INDEX["Mouth_Slightly_Open"]
+    assert abs(rows[:, mouth].mean() - men[:, mouth].mean()) < 0.05
+
+
 def test_spec_the_data_never_shows_still_forces_the_bits(data_rows):
     sampler = AttributeSampler("spec", data_rows, "Bald, Blond_Hair")
     assert not sampler.supported
@@ -80,6 +92,10 @@ def test_spec_the_data_never_shows_still_forces_the_bits(data_rows):
         ("mouth slightly open, !young", {"Mouth_Slightly_Open": True, "Young": False}),
         ("Smiling Eyeglasses", {"Smiling": True, "Eyeglasses": True}),
         ("No_Beard, female", {"No_Beard": True, "Male": False}),
+        ("Smiling=0.7, Eyeglasses, -Male", {"Smiling": 0.7, "Eyeglasses": 1, "Male": 0}),
+        ("smile = 0.25; young=1.5", {"Smiling": 0.25, "Young": 1.5}),
+        ("woman=0.7", {"Male": 0.3}),
+        ("Smiling Eyeglasses=0.5", {"Smiling": 1, "Eyeglasses": 0.5}),
         ("", {}),
     ],
 )
@@ -95,6 +111,12 @@ def test_spec_parsing_tolerates_case_and_separators(text, expected):
         ("Smiling, -Smiling", "Smiling is asked both on and off"),
         ("male, woman", "Male is asked both on and off"),
         ("Sparkly", "unknown attribute 'Sparkly'"),
+        ("-Smiling=0.3", "give a sign or a strength, not both"),
+        ("Smiling=2", "strength must be from 0 .off. to 1.5"),
+        ("Smiling=-0.1", "strength must be from 0 .off. to 1.5"),
+        ("Smiling=lots", "strength must be a number"),
+        ("woman=1.2", "woman means Male off; give a strength from 0 to 1"),
+        ("Smiling=0.5, smile=0.7", "Smiling is asked at two strengths, 0.5 and 0.7"),
     ],
 )
 def test_spec_errors_say_what_is_wrong(text, message):

@@ -13,12 +13,15 @@ import sys
 import numpy as np
 import pytest
 from conftest import EVERY_LEVER, run_script, tiny_run
+from PIL import Image
 
 import checkpoints
 import dcgan
+import generation
 import runs
 import training
 from config import TrainConfig
+from dataGens import attribute_noise
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +122,47 @@ def test_generate_writes_pngs_and_a_grid(trained_run, tmp_path):
     ]
     assert dcgan.main(flips) == 0
     assert (target / "flips.png").is_file()
+
+
+def test_sweep_and_interpolation_write_a_strip_and_a_gif_that_loops_back(trained_run, tmp_path):
+    out, _, _ = trained_run
+    target = tmp_path / "paths"
+    common = ["generate", "--checkpoint", str(out), "--count", "3", "--frames", "5"]
+    assert dcgan.main([*common, "--sweep", "Smiling", "--out", str(target)]) == 0
+    assert dcgan.main([*common, "--interpolate", "7", "--out", str(target)]) == 0
+    assert dcgan.main([*common, "--interpolate", "-Smiling, Male", "--out", str(tmp_path)]) == 0
+    for stem in ("sweep", "interpolation"):
+        assert Image.open(target / f"{stem}.png").size[0] > 5 * 32
+        with Image.open(target / f"{stem}.gif") as gif:
+            assert gif.n_frames == 8  # 5 forwards and 3 back, so the loop never jumps
+            assert gif.size == (3 * 32, 32)
+    assert (tmp_path / "interpolation.gif").is_file()
+
+
+def test_a_half_strength_is_the_sweeps_middle_and_lies_between_its_ends(trained_run):
+    request = generation.Request(trained_run[0], "Eyeglasses")
+    off, half, on = generation.sweep(request, "Smiling", 6, seed=3, frames=3).images
+    asked = generation.Request(trained_run[0], "Eyeglasses, Smiling=0.5")
+    rng = np.random.default_rng(3)
+    faces = asked.images(attribute_noise(asked.sampler.sample(6, rng), asked.noise_dim, rng))
+    np.testing.assert_allclose(faces, half, atol=1e-5)  # same faces, same draws
+    span = np.abs(on - off).mean(axis=(1, 2, 3))
+    assert (span > 0).all()
+    assert (np.abs(half - off).mean(axis=(1, 2, 3)) < span).all()
+    assert (np.abs(half - on).mean(axis=(1, 2, 3)) < span).all()
+
+
+@pytest.mark.parametrize("target", ["7", "-Smiling, Eyeglasses"])
+def test_interpolations_move_in_even_steps_between_the_faces_generate_makes(trained_run, target):
+    request = generation.Request(trained_run[0], "")
+    images = generation.interpolation(request, target, 4, seed=0, frames=9).images
+    steps = np.abs(np.diff(images, axis=0)).mean(axis=(2, 3, 4))  # (8 steps, 4 faces)
+    assert (steps.max(axis=0) < 3 * steps.mean(axis=0)).all()
+    ends = [(0, 0), (7, -1)] if target == "7" else [(0, 0)]  # (seed, frame)
+    for seed, frame in ends:
+        rng = np.random.default_rng(seed)
+        inputs = attribute_noise(request.sampler.sample(4, rng), request.noise_dim, rng)
+        np.testing.assert_allclose(request.images(inputs), images[frame], atol=1e-5)
 
 
 def test_cli_errors_are_one_line_without_traceback(tmp_path):

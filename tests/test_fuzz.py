@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 import dataset
 import runs
 import schemas
-from attributes import ATTRIBUTES, SpecError, format_spec, parse_spec
+from attributes import ATTRIBUTES, MAX_STRENGTH, SpecError, format_spec, parse_spec
 from cli import CommandError
 from config import RunSettings
 
@@ -33,6 +33,11 @@ FUZZ = settings(
 )
 NAMES = st.from_regex(r"[0-9]{6}\.jpg", fullmatch=True)
 REQUESTS = st.dictionaries(st.sampled_from(ATTRIBUTES), st.booleans(), max_size=8)
+STRENGTHS = st.dictionaries(
+    st.sampled_from(ATTRIBUTES),
+    st.floats(0, MAX_STRENGTH, allow_nan=False),
+    max_size=8,
+)
 
 
 def parsed_or_refused(parse, text):
@@ -51,7 +56,8 @@ def parsed_or_refused(parse, text):
 @given(st.text(max_size=80))
 def test_any_spec_text_parses_to_known_attributes_or_is_refused(text):
     result = parsed_or_refused(parse_spec, text)
-    assert result is None or (set(result) <= set(ATTRIBUTES) and set(result.values()) <= {0, 1})
+    assert result is None or set(result) <= set(ATTRIBUTES)
+    assert result is None or all(0 <= s <= MAX_STRENGTH for s in result.values())
 
 
 @FUZZ
@@ -61,6 +67,12 @@ def test_a_request_survives_formatting_and_parsing(request, separator):
     assert parse_spec(text) == request
     assert parse_spec(format_spec(request)) == request
     assert parse_spec(format_spec(request).lower().replace("_", " ")) == request
+
+
+@FUZZ
+@given(STRENGTHS)
+def test_a_request_with_strengths_survives_formatting_and_parsing(request):
+    assert parse_spec(format_spec(request)) == request
 
 
 def test_an_attribute_asked_both_ways_is_refused():
