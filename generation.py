@@ -27,7 +27,7 @@ import atomic
 import figures
 import runs
 from attributes import SpecError, format_spec, parse_spec
-from dataGens import AttributeSampler, attribute_noise, flipped, forced, sample_noise
+from dataGens import AttributeSampler, flipped, forced, sample_noise
 from dataset import to_uint8
 from quiet_keras import keras
 
@@ -37,25 +37,45 @@ FRAMES = 9  # steps of a sweep or an interpolation, both ends included
 MAX_FRAMES = 100
 
 
-class Request:
-    """A checkpoint's generator and the attribute rows a request draws from."""
+class FaceModel:
+    """A checkpoint's face generator, loaded once (the generator average where the run
+    keeps one and not ``raw``), and the training faces' attribute rows that requests
+    draw from."""
 
-    def __init__(self, checkpoint: str | Path, attrs: str, raw: bool = False) -> None:
+    def __init__(self, checkpoint: str | Path, raw: bool = False) -> None:
         saved = runs.load_checkpoint(runs.find_checkpoint(checkpoint), compile=False)
         self.generator: keras.Model = saved.faces(raw)
-        self.noise_dim = saved.state["settings"]["noise_dim"]
-        self.epoch = saved.state["epoch"]
-        self.sampler = AttributeSampler("spec", saved.attribute_rows, attrs)
-        if not self.sampler.supported:
-            print(
-                f"note: no training face has all of {attrs!r}; the other attributes are "
-                "drawn from all faces",
-                file=sys.stderr,
-            )
-        self.spec = format_spec(self.sampler.settings) or "(data distribution)"
+        self.noise_dim: int = saved.state["settings"]["noise_dim"]
+        self.epoch: int = saved.state["epoch"]
+        self.attribute_rows: np.ndarray = saved.attribute_rows
+        self.shape: tuple[int, int, int] = self.generator.output_shape[1:]  # one face
 
     def images(self, inputs: np.ndarray) -> np.ndarray:
         return self.generator.predict(inputs, batch_size=BATCH, verbose=0)
+
+
+class Request:
+    """One attribute request to a model: the rows it draws from, and what it says."""
+
+    def __init__(self, model: FaceModel, attrs: str) -> None:
+        self.model, self.noise_dim = model, model.noise_dim
+        self.sampler = AttributeSampler("spec", model.attribute_rows, attrs)
+        self.spec = format_spec(self.sampler.settings) or "(data distribution)"
+        self.note = (
+            None
+            if self.sampler.supported
+            else f"no training face has all of {self.spec}; the other attributes are "
+            "drawn from all faces"
+        )
+
+    def draw(self, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """(attributes, noise) of the ``count`` faces for ``seed``."""
+        rng = np.random.default_rng(seed)
+        return self.sampler.sample(count, rng), sample_noise(count, self.noise_dim, rng)
+
+    def faces(self, count: int, seed: int) -> np.ndarray:
+        """(count, h, w, 3) in [-1, 1]: the request's faces for ``seed``."""
+        return self.model.images(np.concatenate(self.draw(count, seed), axis=1))
 
     def path(self, start: tuple, end: tuple, frames: int) -> np.ndarray:
         """(frames, faces, h, w, 3): the faces of ``start`` (attributes, noise) becoming
@@ -68,7 +88,15 @@ class Request:
         else:
             noise = (1 - steps) * start[1] + steps * end[1]
         inputs = np.concatenate([attrs, noise], axis=2).reshape(-1, attrs.shape[2] + self.noise_dim)
-        return self.images(inputs).reshape(frames, len(start[0]), *self.generator.output_shape[1:])
+        return self.model.images(inputs).reshape(frames, len(start[0]), *self.model.shape)
+
+
+def loaded(checkpoint: str | Path, attrs: str, raw: bool) -> Request:
+    """The request for a command: the model loaded, and its note (if any) told."""
+    request = Request(FaceModel(checkpoint, raw), attrs)
+    if request.note:
+        print(f"note: {request.note}", file=sys.stderr)
+    return request
 
 
 def write_faces(
@@ -81,17 +109,15 @@ def write_faces(
 ) -> Path:
     """face-0001.png ... and grid.png in ``out``, from the generator average (where the
     run keeps one and not ``raw``); returns ``out``."""
-    request = Request(checkpoint, attrs, raw)
-    rng = np.random.default_rng(seed)
+    request = loaded(checkpoint, attrs, raw)
     out = Path(out)
     with atomic.output_folder(out) as staging:  # all the faces and the grid, or none
-        wanted = request.sampler.sample(count, rng)
-        images = request.images(attribute_noise(wanted, request.noise_dim, rng))
+        images = request.faces(count, seed)
         atomic.check_space(staging, 2 * images.size, f"{count} faces and their grid")
         for i, image in enumerate(to_uint8(images)):
             Image.fromarray(image).save(staging / f"face-{i + 1:04d}.png", format="PNG")
         rows = -(-count // 8)
-        title = f"{request.spec} (checkpoint epoch {request.epoch})"
+        title = f"{request.spec} (checkpoint epoch {request.model.epoch})"
         figures.save_grid(images, [""] * rows, staging / "grid.png", title)
     return out
 
@@ -105,24 +131,12 @@ def write_flips(
     seed: int = 0,
     raw: bool = False,
 ) -> Path:
-    """flips.png in ``out``: one row per face, the request and then each attribute of
-    ``flip`` switched on the same face; returns its path."""
-    request = Request(checkpoint, attrs, raw)
+    """flips.png in ``out`` (``flips``); returns its path."""
     names = list(parse_spec(flip))
-    rng = np.random.default_rng(seed)
-    out = Path(out)
-    base = request.sampler.sample(count, rng)
-    noise = sample_noise(count, request.noise_dim, rng)
-    columns = [base] + [flipped(base, name) for name in names]
-    per_face = np.stack(columns, axis=1).reshape(count * len(columns), -1)
-    inputs = np.concatenate([per_face, np.repeat(noise, len(columns), axis=0)], axis=1)
-    labels = [f"face {i + 1}" for i in range(count)]
-    headings = ["as asked", *(f"{name} flipped" for name in names)]
-    with atomic.output_folder(out) as staging:
-        figures.save_grid(
-            request.images(inputs), labels, staging / "flips.png", request.spec, headings
-        )
-    return out / "flips.png"
+    strip = flips(loaded(checkpoint, attrs, raw), names, count, seed)
+    with atomic.output_folder(Path(out)) as staging:
+        _save_strip(strip, staging / "flips.png")
+    return Path(out) / "flips.png"
 
 
 def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -148,15 +162,23 @@ class Strip(NamedTuple):
     headings: list[str]
 
 
+def flips(request: Request, names: list[str], count: int, seed: int) -> Strip:
+    """The request's faces for ``seed``, then the same faces with each attribute of
+    ``names`` switched."""
+    base, noise = request.draw(count, seed)
+    columns = [base] + [flipped(base, name) for name in names]
+    inputs = np.concatenate([np.concatenate([c, noise], axis=1) for c in columns])
+    images = request.model.images(inputs).reshape(len(columns), count, *request.model.shape)
+    return Strip(images, request.spec, ["as asked", *(f"{name} flipped" for name in names)])
+
+
 def sweep(request: Request, name: str, count: int, seed: int, frames: int) -> Strip:
     """The request's faces for ``seed`` with attribute ``name`` at strengths 0 to 1, all
     else the same."""
     asked = list(parse_spec(name))
     if len(asked) != 1:
         raise SpecError(f"--sweep takes one attribute, not {name!r}")
-    rng = np.random.default_rng(seed)
-    base = request.sampler.sample(count, rng)
-    noise = sample_noise(count, request.noise_dim, rng)
+    base, noise = request.draw(count, seed)
     start, end = (forced(base, {asked[0]: 0}), noise), (forced(base, {asked[0]: 1}), noise)
     headings = [f"{asked[0]}={s:.2g}" for s in np.linspace(0, 1, frames)]
     title = f"{request.spec}: {asked[0]} from off to on"
@@ -167,11 +189,9 @@ def interpolation(request: Request, target: str, count: int, seed: int, frames: 
     """The request's faces for ``seed`` becoming those for the seed ``target`` (digits:
     the faces ``write_faces`` makes for it) or, for an attribute spec ``target``, the
     same faces with that spec applied."""
-    rng = np.random.default_rng(seed)
-    start = request.sampler.sample(count, rng), sample_noise(count, request.noise_dim, rng)
+    start = request.draw(count, seed)
     if target.strip().isdigit():
-        other = np.random.default_rng(int(target))
-        end = request.sampler.sample(count, other), sample_noise(count, request.noise_dim, other)
+        end = request.draw(count, int(target))
         title = f"{request.spec}: seed {seed} to seed {int(target)}"
     else:
         change = parse_spec(target)
@@ -193,7 +213,7 @@ def write_sweep(
 ) -> Path:
     """sweep.png and sweep.gif in ``out`` (``sweep``); returns ``out``."""
     parse_spec(name)  # a bad name is told before the checkpoint loads
-    strip = sweep(Request(checkpoint, attrs, raw), name, count, seed, frames)
+    strip = sweep(loaded(checkpoint, attrs, raw), name, count, seed, frames)
     return _write_strip(strip, Path(out), "sweep")
 
 
@@ -211,17 +231,22 @@ def write_interpolation(
     ``out``."""
     if not target.strip().isdigit():
         parse_spec(target)
-    strip = interpolation(Request(checkpoint, attrs, raw), target, count, seed, frames)
+    strip = interpolation(loaded(checkpoint, attrs, raw), target, count, seed, frames)
     return _write_strip(strip, Path(out), "interpolation")
 
 
 def _write_strip(strip: Strip, out: Path, stem: str) -> Path:
-    """STEM.png (a row per face, a column per step) and STEM.gif, atomically, in ``out``."""
-    count = strip.images.shape[1]
+    """STEM.png (``_save_strip``) and STEM.gif, atomically, in ``out``."""
     with atomic.output_folder(out) as staging:
         atomic.check_space(staging, 3 * strip.images.size, f"the {stem} strip and animation")
-        per_face = strip.images.transpose(1, 0, 2, 3, 4).reshape(-1, *strip.images.shape[2:])
-        labels = [f"face {i + 1}" for i in range(count)]
-        figures.save_grid(per_face, labels, staging / f"{stem}.png", strip.title, strip.headings)
+        _save_strip(strip, staging / f"{stem}.png")
         figures.save_animation(strip.images, staging / f"{stem}.gif")
     return out
+
+
+def _save_strip(strip: Strip, path: Path) -> None:
+    """A grid PNG with a row per face and a column per step of the strip."""
+    count = strip.images.shape[1]
+    per_face = strip.images.transpose(1, 0, 2, 3, 4).reshape(-1, *strip.images.shape[2:])
+    labels = [f"face {i + 1}" for i in range(count)]
+    figures.save_grid(per_face, labels, path, strip.title, strip.headings)
