@@ -62,6 +62,54 @@ ATTRIBUTES: tuple[str, ...] = (
 NUM_ATTRIBUTES = len(ATTRIBUTES)
 INDEX = {name: i for i, name in enumerate(ATTRIBUTES)}
 
+# The web page's sections (serve.py); every attribute is in exactly one.
+GROUPS: dict[str, tuple[str, ...]] = {
+    "age and sex": ("Male", "Young"),
+    "expression": ("Smiling", "Mouth_Slightly_Open"),
+    "accessories": (
+        "Eyeglasses",
+        "Wearing_Hat",
+        "Heavy_Makeup",
+        "Wearing_Lipstick",
+        "Wearing_Earrings",
+        "Wearing_Necklace",
+        "Wearing_Necktie",
+    ),
+    "hair and beard": (
+        "Black_Hair",
+        "Blond_Hair",
+        "Brown_Hair",
+        "Gray_Hair",
+        "Bald",
+        "Bangs",
+        "Receding_Hairline",
+        "Straight_Hair",
+        "Wavy_Hair",
+        "No_Beard",
+        "5_o_Clock_Shadow",
+        "Goatee",
+        "Mustache",
+        "Sideburns",
+    ),
+    "face": (
+        "Attractive",
+        "Oval_Face",
+        "Chubby",
+        "Double_Chin",
+        "High_Cheekbones",
+        "Pale_Skin",
+        "Rosy_Cheeks",
+        "Arched_Eyebrows",
+        "Bushy_Eyebrows",
+        "Bags_Under_Eyes",
+        "Narrow_Eyes",
+        "Big_Lips",
+        "Big_Nose",
+        "Pointy_Nose",
+        "Blurry",
+    ),
+}
+
 # Everyday words users type for an attribute setting.
 _ALIASES: dict[str, tuple[str, bool]] = {
     "female": ("Male", False),

@@ -146,6 +146,13 @@ def up_to(high: int, check: Callable[[str], int] = positive_int) -> Callable[[st
 SEED_LIMIT = 2**32  # what numpy's and Keras' generators take
 
 
+def port(text: str) -> int:
+    value = _whole(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port; give 0 to 65535")
+    return value
+
+
 def seed(text: str) -> int:
     value = _whole(text)
     if not 0 <= value < SEED_LIMIT:

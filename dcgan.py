@@ -3,6 +3,7 @@
     python dcgan.py --epochs 5                       # train (synthetic faces by default)
     python dcgan.py generate --checkpoint runs/dcgan --attrs "Smiling=0.7,Eyeglasses,-Male"
     python dcgan.py generate --sweep Smiling          # one attribute from off to on
+    python dcgan.py serve                             # the web page, on 127.0.0.1:8000
 
 The method on one screen:
 
@@ -42,6 +43,7 @@ from pathlib import Path
 import augment
 import cli
 import generation
+import serve
 import training
 from attributes import MAX_STRENGTH
 from config import (
@@ -253,6 +255,29 @@ def generate_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def serve_parser() -> argparse.ArgumentParser:
+    parser = cli.parser(
+        "dcgan.py serve",
+        "A web page on 127.0.0.1 where faces are asked for by clicking: the 40 attributes "
+        "on, off or as the data has them, with strengths; switching one attribute on the "
+        "same faces; interpolation. Works offline.",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        default=str(TrainConfig.out),
+        help="run folder, checkpoint folder or generator.keras",
+    )
+    parser.add_argument(
+        "--port", type=cli.port, default=8000, help="port on 127.0.0.1; 0 picks a free one"
+    )
+    parser.add_argument(
+        "--raw",
+        action="store_true",
+        help="use the trained generator itself, not the run's generator average",
+    )
+    return parser
+
+
 def train(args: argparse.Namespace) -> int:
     training.train(TrainConfig(**{**vars(args), "out": Path(args.out)}))
     return 0
@@ -279,16 +304,22 @@ def generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def serve_page(args: argparse.Namespace) -> int:
+    serve.serve(args.checkpoint, args.port, args.raw)
+    return 0
+
+
 TRAIN = cli.Command(
     train_parser,
     train,
     "interrupted; the last complete checkpoint is kept (continue with --resume)",
 )
 GENERATE = cli.Command(generate_parser, generate, "interrupted; no file is half-written")
+SERVE = cli.Command(serve_parser, serve_page, "stopped serving")
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli.main(argv, TRAIN, {"generate": GENERATE})
+    return cli.main(argv, TRAIN, {"generate": GENERATE, "serve": SERVE})
 
 
 if __name__ == "__main__":
