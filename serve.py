@@ -33,6 +33,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 import generation
+import schemas
 from attributes import GROUPS, MAX_STRENGTH, NUM_ATTRIBUTES, parse_spec
 from cli import SEED_LIMIT, CommandError, UsageError
 from dataset import to_uint8
@@ -79,11 +80,9 @@ def read_query(body: bytes, schema: type[Query]) -> Query:
     try:
         return schema.model_validate_json(body)
     except ValidationError as error:
-        first = error.errors()[0]
-        field = ".".join(map(str, first["loc"])) or "body"
-        if first["type"] == "json_invalid":
+        if error.errors()[0]["type"] == "json_invalid":
             raise CallError("the body is not JSON") from None
-        raise CallError(f"{field}: {first['msg']}") from None
+        raise CallError(schemas.describe(error)) from None
 
 
 class Page:

@@ -87,14 +87,19 @@ def test_an_interpolation_has_its_frames_in_order_for_each_face(url):
 BAD_CALLS = {
     "unknown attribute": ("/faces", {"spec": "Smilng"}, 400, "Did you mean Smiling?"),
     "strength out of range": ("/faces", {"spec": "Smiling=9"}, 400, "from 0 (off) to 1.5"),
-    "count over the limit": ("/faces", {"count": 500}, 400, "count: Input should be less"),
-    "count as text": ("/faces", {"count": "8"}, 400, "count: Input should be a valid integer"),
-    "negative seed": ("/faces", {"seed": -1}, 400, "seed: Input should be greater"),
-    "unknown field": ("/faces", {"colour": 1}, 400, "colour: Extra inputs are not permitted"),
+    "count over the limit": ("/faces", {"count": 500}, 400, "field count: Input should be less"),
+    "count as text": (
+        "/faces",
+        {"count": "8"},
+        400,
+        "field count: Input should be a valid integer",
+    ),
+    "negative seed": ("/faces", {"seed": -1}, 400, "field seed: Input should be greater"),
+    "unknown field": ("/faces", {"colour": 1}, 400, "field colour: Extra inputs are not permitted"),
     "not JSON": ("/faces", b"{spec: ", 400, "the body is not JSON"),
     "two attributes to switch": ("/flip", {"attribute": "Smiling,Male"}, 400, "give one"),
-    "no target": ("/interpolate", {"frames": 3}, 400, "target: Field required"),
-    "too many frames": ("/interpolate", {"target": "1", "frames": 99}, 400, "frames: Input"),
+    "no target": ("/interpolate", {"frames": 3}, 400, "field target: Field required"),
+    "too many frames": ("/interpolate", {"target": "1", "frames": 99}, 400, "field frames: Input"),
     "unknown call": ("/delete", {}, 404, "no call /delete; the page uses /faces"),
     "huge body": ("/faces", b" " * (serve.MAX_BODY + 1), 413, "the body is over 16384 bytes"),
 }
@@ -203,7 +208,9 @@ def test_the_page_in_a_browser_generates_switches_and_shows_refusals(url, browse
         page.fill("#count", "500")
         page.click("#generate")
         page.wait_for_selector("#message.error")
-        assert "count: Input should be less than or equal to 32" in page.inner_text("#message")
+        assert "field count: Input should be less than or equal to 32" in page.inner_text(
+            "#message"
+        )
         page.fill("#count", "2")
         page.fill("#target", "Smilng")
         page.click("#interpolate")
