@@ -207,8 +207,8 @@ def generate_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--checkpoint",
-        default=str(TrainConfig.out),
-        help="run folder, checkpoint folder or generator.keras",
+        help=f"run folder, checkpoint folder or generator.keras (default: {TrainConfig.out} "
+        "if it holds a run, else the ready model shipped in ready/)",
     )
     parser.add_argument(
         "--attrs",
@@ -264,8 +264,8 @@ def serve_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--checkpoint",
-        default=str(TrainConfig.out),
-        help="run folder, checkpoint folder or generator.keras",
+        help=f"run folder, checkpoint folder or generator.keras (default: {TrainConfig.out} "
+        "if it holds a run, else the ready model shipped in ready/)",
     )
     parser.add_argument(
         "--port", type=cli.port, default=8000, help="port on 127.0.0.1; 0 picks a free one"

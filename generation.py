@@ -24,31 +24,65 @@ import numpy as np
 from PIL import Image
 
 import atomic
+import checkpoints
 import figures
+import ready_model
 import runs
 from attributes import SpecError, format_spec, parse_spec
+from config import TrainConfig
 from dataGens import AttributeSampler, flipped, forced, sample_noise
 from dataset import to_uint8
 from quiet_keras import keras
 
 BATCH = 256
 MAX_FACES = 10_000  # one request: its faces and grid are held in memory
+DEFAULT_RUN = TrainConfig.out  # where dcgan.py trains when given no --out
 FRAMES = 9  # steps of a sweep or an interpolation, both ends included
 MAX_FRAMES = 100
 
 
 class FaceModel:
-    """A checkpoint's face generator, loaded once (the generator average where the run
-    keeps one and not ``raw``), and the training faces' attribute rows that requests
-    draw from."""
+    """A face generator, loaded once, and the training faces' attribute rows that
+    requests draw from: a checkpoint's (``checkpoint``) or the shipped ready model's
+    (``ready``); ``open`` chooses as the commands do."""
 
-    def __init__(self, checkpoint: str | Path, raw: bool = False) -> None:
-        saved = runs.load_checkpoint(runs.find_checkpoint(checkpoint), compile=False)
-        self.generator: keras.Model = saved.faces(raw)
-        self.noise_dim: int = saved.state["settings"]["noise_dim"]
-        self.epoch: int = saved.state["epoch"]
-        self.attribute_rows: np.ndarray = saved.attribute_rows
-        self.shape: tuple[int, int, int] = self.generator.output_shape[1:]  # one face
+    def __init__(
+        self, generator: keras.Model, noise_dim: int, epoch: int, rows: np.ndarray, source: str
+    ) -> None:
+        self.generator, self.noise_dim, self.epoch = generator, noise_dim, epoch
+        self.attribute_rows, self.source = rows, source
+        self.shape: tuple[int, int, int] = generator.output_shape[1:]  # one face
+
+    @classmethod
+    def checkpoint(cls, path: str | Path, raw: bool = False) -> FaceModel:
+        """The generator average where the run keeps one and not ``raw``."""
+        saved = runs.load_checkpoint(runs.find_checkpoint(path), compile=False)
+        noise_dim = saved.state["settings"]["noise_dim"]
+        return cls(
+            saved.faces(raw), noise_dim, saved.state["epoch"], saved.attribute_rows, str(path)
+        )
+
+    @classmethod
+    def ready(cls) -> FaceModel:
+        shipped = ready_model.load()
+        noise_dim = shipped.card["settings"]["noise_dim"]
+        source = "the ready model (trained on the synthetic faces)"
+        return cls(
+            shipped.generator, noise_dim, shipped.card["epoch"], shipped.attribute_rows, source
+        )
+
+    @classmethod
+    def open(cls, checkpoint: str | Path | None, raw: bool = False) -> FaceModel:
+        """``checkpoint``; with None, the default run if there is one, else the ready
+        model, said in one line."""
+        if checkpoint is not None or checkpoints.find(DEFAULT_RUN) is not None:
+            return cls.checkpoint(DEFAULT_RUN if checkpoint is None else checkpoint, raw)
+        print(
+            f"note: no run in {DEFAULT_RUN} and no --checkpoint: using the ready model "
+            f"trained on the synthetic faces ({ready_model.READY.name}/)",
+            file=sys.stderr,
+        )
+        return cls.ready()
 
     def images(self, inputs: np.ndarray) -> np.ndarray:
         return self.generator.predict(inputs, batch_size=BATCH, verbose=0)
@@ -91,16 +125,17 @@ class Request:
         return self.model.images(inputs).reshape(frames, len(start[0]), *self.model.shape)
 
 
-def loaded(checkpoint: str | Path, attrs: str, raw: bool) -> Request:
-    """The request for a command: the model loaded, and its note (if any) told."""
-    request = Request(FaceModel(checkpoint, raw), attrs)
+def loaded(checkpoint: str | Path | None, attrs: str, raw: bool) -> Request:
+    """The request for a command: the model opened (FaceModel.open), and the request's
+    note (if any) told."""
+    request = Request(FaceModel.open(checkpoint, raw), attrs)
     if request.note:
         print(f"note: {request.note}", file=sys.stderr)
     return request
 
 
 def write_faces(
-    checkpoint: str | Path,
+    checkpoint: str | Path | None,
     attrs: str,
     count: int,
     out: str | Path,
@@ -123,7 +158,7 @@ def write_faces(
 
 
 def write_flips(
-    checkpoint: str | Path,
+    checkpoint: str | Path | None,
     attrs: str,
     flip: str,
     count: int,
@@ -202,7 +237,7 @@ def interpolation(request: Request, target: str, count: int, seed: int, frames: 
 
 
 def write_sweep(
-    checkpoint: str | Path,
+    checkpoint: str | Path | None,
     attrs: str,
     name: str,
     count: int,
@@ -218,7 +253,7 @@ def write_sweep(
 
 
 def write_interpolation(
-    checkpoint: str | Path,
+    checkpoint: str | Path | None,
     attrs: str,
     target: str,
     count: int,

@@ -10,7 +10,9 @@ what is wrong instead of raising). A numpy array read back is checked with
 
 * ``STATE``: a checkpoint's ``state.json`` (position, settings, backend);
 * ``CHECKPOINT_MANIFEST``: a checkpoint's ``manifest.json`` (size and SHA-256 per file);
-* ``CACHE_MANIFEST``: a data cache's ``manifest.json``.
+* ``CACHE_MANIFEST``: a data cache's ``manifest.json``;
+* ``REPORT``: the part of evaluate.py's ``report.json`` that other tools read back;
+* ``READY_CARD``: the shipped ready model's ``ready/synthetic.json`` (ready_model.py).
 
 Which file lives where, and what a failure means (rebuild the cache, skip the
 checkpoint), is the calling module's business; this module reads nothing by itself.
@@ -127,7 +129,36 @@ class CacheManifest(_Shape):
     build_seconds: NonNegativeFloat
 
 
+Fraction = Annotated[float, Field(ge=0, le=1)]
+
+
+class ReportSummary(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    generated_accuracy_visible: Fraction
+    generated_balanced_visible: Fraction
+    real_accuracy_visible: Fraction
+    flip_rate: Fraction
+
+
+class Report(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    epoch: NonNegativeInt
+    summary: ReportSummary
+
+
+class ReadyCard(_Shape):
+    settings: Settings
+    epoch: PositiveInt
+    command: Annotated[str, Field(min_length=1)]
+    evaluation: ReportSummary
+    weights_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
 STATE = TypeAdapter(State)
+REPORT = TypeAdapter(Report)
+READY_CARD = TypeAdapter(ReadyCard)
 CHECKPOINT_MANIFEST = TypeAdapter(CheckpointManifest)
 CACHE_MANIFEST = TypeAdapter(CacheManifest)
 

@@ -88,8 +88,8 @@ def read_query(body: bytes, schema: type[Query]) -> Query:
 class Page:
     """What the page's calls answer, from one loaded model used by one call at a time."""
 
-    def __init__(self, model: generation.FaceModel, source: str) -> None:
-        self.model, self.source, self.lock = model, source, threading.Lock()
+    def __init__(self, model: generation.FaceModel) -> None:
+        self.model, self.lock = model, threading.Lock()
         self.routes = {
             "/faces": (Query, self.faces),
             "/flip": (FlipQuery, self.flip),
@@ -98,7 +98,7 @@ class Page:
 
     def info(self) -> dict:
         return {
-            "source": self.source,
+            "source": self.model.source,
             "epoch": self.model.epoch,
             "size": self.model.shape[0],
             "groups": GROUPS,
@@ -218,14 +218,14 @@ def start(page: Page, port: int) -> ThreadingHTTPServer:
     return server
 
 
-def serve(checkpoint: str | Path, port: int, raw: bool = False) -> None:
-    """Load ``checkpoint`` and serve its page until Ctrl-C."""
-    model = generation.FaceModel(checkpoint, raw)
+def serve(checkpoint: str | Path | None, port: int, raw: bool = False) -> None:
+    """Open ``checkpoint`` (generation.FaceModel.open) and serve its page until Ctrl-C."""
+    model = generation.FaceModel.open(checkpoint, raw)
     model.images(
         np.zeros((1, NUM_ATTRIBUTES + model.noise_dim), np.float32)
     )  # the first call traces
-    server = start(Page(model, str(checkpoint)), port)
+    server = start(Page(model), port)
     host, port = server.server_address[:2]
-    print(f"serving {checkpoint} at http://{host}:{port}/ (Ctrl-C stops)", flush=True)
+    print(f"serving {model.source} at http://{host}:{port}/ (Ctrl-C stops)", flush=True)
     with server:
         server.serve_forever()

@@ -139,7 +139,7 @@ def test_sweep_and_interpolation_write_a_strip_and_a_gif_that_loops_back(trained
 
 
 def test_a_half_strength_is_the_sweeps_middle_and_lies_between_its_ends(trained_run):
-    model = generation.FaceModel(trained_run[0])
+    model = generation.FaceModel.checkpoint(trained_run[0])
     request = generation.Request(model, "Eyeglasses")
     off, half, on = generation.sweep(request, "Smiling", 6, seed=3, frames=3).images
     faces = generation.Request(model, "Eyeglasses, Smiling=0.5").faces(6, seed=3)
@@ -152,7 +152,7 @@ def test_a_half_strength_is_the_sweeps_middle_and_lies_between_its_ends(trained_
 
 @pytest.mark.parametrize("target", ["7", "-Smiling, Eyeglasses"])
 def test_interpolations_move_in_even_steps_between_the_faces_generate_makes(trained_run, target):
-    request = generation.Request(generation.FaceModel(trained_run[0]), "")
+    request = generation.Request(generation.FaceModel.checkpoint(trained_run[0]), "")
     images = generation.interpolation(request, target, 4, seed=0, frames=9).images
     steps = np.abs(np.diff(images, axis=0)).mean(axis=(2, 3, 4))  # (8 steps, 4 faces)
     assert (steps.max(axis=0) < 3 * steps.mean(axis=0)).all()

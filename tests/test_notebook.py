@@ -24,5 +24,5 @@ def test_notebook_executes_without_errors(synth_root, tmp_path, monkeypatch):
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(images) >= 4  # frequency bars, real faces, heatmaps, generated faces
     text = "".join(o.get("text", "") for o in outputs)
-    assert "a tiny model trained 3 steps" in text
+    assert "using the ready model (trained on the synthetic faces)" in text
     assert os.environ["FACEGAN_IMAGE_SIZE"] == "32"

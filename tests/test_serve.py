@@ -37,7 +37,7 @@ def checkpoint(synth_root, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def url(checkpoint):
-    server = serve.start(serve.Page(generation.FaceModel(checkpoint), "tiny run"), 0)
+    server = serve.start(serve.Page(generation.FaceModel.checkpoint(checkpoint)), 0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -63,7 +63,7 @@ def test_faces_come_back_as_pngs_of_the_generator_for_the_same_draws(url, checkp
     status, answer = post(url, "/faces", {"spec": "Smiling=0.7, -Male", "seed": 4, "count": 3})
     assert status == 200 and answer["title"] == "Smiling=0.7, -Male"
     faces = np.stack([pixels(row[0]) for row in answer["faces"]])
-    request = generation.Request(generation.FaceModel(checkpoint), "Smiling=0.7, -Male")
+    request = generation.Request(generation.FaceModel.checkpoint(checkpoint), "Smiling=0.7, -Male")
     expected = to_uint8(request.faces(3, seed=4))
     assert np.abs(faces.astype(int) - expected).max() <= 1
 
@@ -159,7 +159,7 @@ def test_a_burst_of_concurrent_and_malformed_calls_leaves_every_good_one_answere
 def test_the_port_in_use_is_named_with_the_fix(url, checkpoint):
     port = int(url.rsplit(":", 1)[1])
     with pytest.raises(serve.UsageError, match=f"--port {port}: in use; choose another"):
-        serve.start(serve.Page(generation.FaceModel(checkpoint), "again"), port)
+        serve.start(serve.Page(generation.FaceModel.checkpoint(checkpoint)), port)
 
 
 def test_the_page_fetches_nothing_from_elsewhere():
