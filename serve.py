@@ -203,9 +203,11 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(content)
 
 
-def start(page: Page, port: int) -> ThreadingHTTPServer:
-    """A server for ``page`` on 127.0.0.1:``port`` (0: any free port), not yet serving."""
-    handler = type("PageHandler", (Handler,), {"page": page})
+def start(page: Page, port: int, log: bool = True) -> ThreadingHTTPServer:
+    """A server for ``page`` on 127.0.0.1:``port`` (0: any free port), not yet serving;
+    it logs a line per call on stderr unless not ``log``."""
+    fields = {"page": page} | ({} if log else {"log_message": lambda *args: None})
+    handler = type("PageHandler", (Handler,), fields)
     try:
         server = ThreadingHTTPServer((HOST, port), handler)
     except OSError as error:

@@ -9,6 +9,7 @@ import io
 import json
 import shutil
 import socket
+import sys
 import threading
 import urllib.error
 import urllib.request
@@ -17,13 +18,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import tiny_run
+from conftest import PROJECT, tiny_run
 from PIL import Image
 
 import dcgan
 import generation
 import serve
 from dataset import to_uint8
+
+sys.path.insert(0, str(PROJECT / "benchmarks"))
+
+import page_load
 
 CHROMIUM = shutil.which("chromium")
 
@@ -154,6 +159,13 @@ def test_a_burst_of_concurrent_and_malformed_calls_leaves_every_good_one_answere
             assert urls[seeds.index(1)] == reference["faces"][0][0]
     with urllib.request.urlopen(url + "/", timeout=30) as page:
         assert b"Faces on request" in page.read()
+
+
+def test_the_load_test_answers_every_call_of_concurrent_clients(checkpoint):
+    page = serve.Page(generation.FaceModel.checkpoint(checkpoint))
+    result = page_load.load_test(page, clients=4, requests=3)
+    assert result["calls"] == 12 and result["errors"] == 0
+    assert 0 < result["p50_ms"] <= result["p90_ms"] <= result["p99_ms"]
 
 
 def test_the_port_in_use_is_named_with_the_fix(url, checkpoint):
