@@ -391,6 +391,10 @@ ARGUMENT_CASES = {
         lambda c, s, t: ["generate", "--checkpoint", str(c), "--sweep", "Smiling", "--frames", "1"],
         "argument --frames: '1' is not a whole number of at least 2",
     ),
+    "port out of range": (
+        lambda c, s, t: ["serve", "--checkpoint", str(c), "--port", "70000"],
+        "argument --port: 70000 is not a port; give 0 to 65535",
+    ),
     "image size the models do not support": (
         training("--image-size", "48"),
         "argument --image-size: invalid choice: 48",
@@ -507,7 +511,9 @@ def test_bad_arguments_and_checkpoints(case, tiny_checkpoint, synth_root, tmp_pa
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
     line = err.strip().splitlines()[-1]
-    assert line.startswith(("error: ", "dcgan.py: error: ", "dcgan.py generate: error: "))
+    assert line.startswith(
+        ("error: ", "dcgan.py: error: ", "dcgan.py generate: error: ", "dcgan.py serve: error: ")
+    )
     assert ARGUMENT_CASES[case][1] in line
     assert set(tmp_path.rglob("*")) == before  # nothing written
 
