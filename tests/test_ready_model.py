@@ -104,3 +104,11 @@ def test_the_shipped_ready_model_loads_and_records_how_it_was_made():
     assert shipped.card["command"].startswith("python dcgan.py")
     assert len(shipped.attribute_rows) > 1000
     assert sum(f.stat().st_size for f in ready_model.READY.iterdir()) < 8_000_000
+
+
+def test_switching_eyeglasses_on_the_ready_model_changes_the_eyes_most():
+    model = generation.FaceModel.ready()
+    switched = generation.flips(generation.Request(model, ""), ["Eyeglasses"], 32, seed=0)
+    change = np.abs(switched.images[1] - switched.images[0]).mean(axis=(0, 2, 3))  # per row
+    eyes = slice(27, 38)  # the eye band of a 64x64 synthetic face
+    assert change[eyes].mean() > 2 * np.delete(change, np.r_[eyes]).mean()
