@@ -92,7 +92,7 @@ class Request:
     """One attribute request to a model: the rows it draws from, and what it says."""
 
     def __init__(self, model: FaceModel, attrs: str) -> None:
-        self.model, self.noise_dim = model, model.noise_dim
+        self.model = model
         self.sampler = AttributeSampler("spec", model.attribute_rows, attrs)
         self.spec = format_spec(self.sampler.settings) or "(data distribution)"
         self.note = (
@@ -105,7 +105,7 @@ class Request:
     def draw(self, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """(attributes, noise) of the ``count`` faces for ``seed``."""
         rng = np.random.default_rng(seed)
-        return self.sampler.sample(count, rng), sample_noise(count, self.noise_dim, rng)
+        return self.sampler.sample(count, rng), sample_noise(count, self.model.noise_dim, rng)
 
     def faces(self, count: int, seed: int) -> np.ndarray:
         """(count, h, w, 3) in [-1, 1]: the request's faces for ``seed``."""
@@ -117,11 +117,11 @@ class Request:
         great circle (so its norm, which the generator saw, holds on the way)."""
         steps = np.linspace(0, 1, frames, dtype=np.float32)[:, None, None]
         attrs = (1 - steps) * start[0] + steps * end[0]
-        if self.noise_dim > 1:
+        if self.model.noise_dim > 1:
             noise = slerp(start[1], end[1], steps)
         else:
             noise = (1 - steps) * start[1] + steps * end[1]
-        inputs = np.concatenate([attrs, noise], axis=2).reshape(-1, attrs.shape[2] + self.noise_dim)
+        inputs = np.concatenate([attrs, noise], axis=2).reshape(frames * len(start[0]), -1)
         return self.model.images(inputs).reshape(frames, len(start[0]), *self.model.shape)
 
 
