@@ -37,5 +37,8 @@ def __getattr__(name: str):
     with native_stderr_silenced():
         import keras
 
-        keras.ops.zeros(1)  # the backend's first op prints notices of its own
+        # TensorFlow's first op prints notices of its own. JAX's is left for later: a
+        # multi-process run must join (parallel.initialize) before JAX's first op.
+        if keras.backend.backend() == "tensorflow":
+            keras.ops.zeros(1)
     return keras
