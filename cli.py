@@ -143,6 +143,27 @@ def up_to(high: int, check: Callable[[str], int] = positive_int) -> Callable[[st
     return parse
 
 
+def devices(text: str) -> int | str:
+    """A device count, or ``all``."""
+    if text == "all":
+        return text
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a device count; give 1, 2, ... or all"
+        ) from None
+
+
+def address(text: str) -> str:
+    """host:port."""
+    host, _, number = text.rpartition(":")
+    if not host:
+        raise argparse.ArgumentTypeError(f"{text!r} is not host:port (e.g. 10.0.0.1:1234)")
+    port(number)
+    return text
+
+
 SEED_LIMIT = 2**32  # what numpy's and Keras' generators take
 
 

@@ -23,9 +23,11 @@ from cli import UsageError
 IMAGE_SIZES = (32, 64, 128)  # 4x4 doubled 3, 4 or 5 times
 LOSSES = ("bce", "hinge")
 ON_DIVERGENCE = ("stop", "rollback")
+ENGINES = ("keras", "compiled")
 MAX_ROLLBACKS = 3
 # Past these the networks or a batch do not fit in memory (24 GB); refused by the flags.
 MAX_BATCH, MAX_NOISE, MAX_WIDTH = 4096, 1024, 256
+MAX_STEPS_PER_CALL = 1000  # a call's draws are held on the device at once
 
 
 def check_image_size(image_size: int) -> int:
@@ -102,7 +104,12 @@ class TrainConfig:
     keep: int = 3
     eval_every: int = 0
     on_divergence: str = "stop"
-    compiled_step: bool = False
+    engine: str | None = None  # "keras" or "compiled"; None: compiled on JAX, else keras
+    steps_per_call: int = 16  # the compiled engine's steps per call (compiled_step.py)
+    devices: str | int | None = None  # a count or "all"; None: 1, or all of several processes
+    coordinator: str | None = None  # host:port of process 0, for several processes
+    num_processes: int | None = None
+    process_id: int | None = None
     image_size: int | None = None
     noise_dim: int | None = None
     width: int | None = None

@@ -134,19 +134,24 @@ class DiscriminatorBatches(keras.utils.PyDataset):
     def __getitem__(self, index: int):
         return with_fakes(self.parts(index), self.generator)
 
-    def parts(self, index: int) -> tuple:
+    def parts(self, index: int, images: bool = True) -> tuple:
         """Batch ``index`` before the generator runs: the attribute-noise inputs of its
         fakes, their attributes, the real half (``real_half``) and the augmentation
-        draws of all its images (None without ``augment``)."""
-        images, attrs = self.real[index]
+        draws of all its images (None without ``augment``). Without ``images`` the real
+        half's images are None: an engine that keeps the images on the device gathers
+        them there (compiled_step.py)."""
+        if images:
+            images, attrs = self.real[index]
+        else:
+            images, attrs = None, self.real.batch_attributes(index)
         rng = np.random.default_rng([self.seed, 1, self.real.epoch, index])
-        fake_attrs = self.sampler.sample(len(images), rng)
+        fake_attrs = self.sampler.sample(len(attrs), rng)
         noise = attribute_noise(fake_attrs, self.noise_dim, rng)
         half = real_half(images, attrs, rng)
         params = None
         if self.augment:
             draws = np.random.default_rng([self.seed, 3, self.real.epoch, index])
-            params = augment.draw(2 * len(images), draws)
+            params = augment.draw(2 * len(attrs), draws)
         return noise, fake_attrs, half, params
 
     def on_epoch_end(self) -> None:
@@ -157,9 +162,9 @@ def real_half(images: np.ndarray, attrs: np.ndarray, rng: np.random.Generator) -
     """(images, attributes, wrong attributes, mismatch) for ``discriminator_batch``: the
     first ``m`` real images (about half, a multiple of the minibatch group, 4) get
     another image's attributes and mismatch 1; the others keep their own, unused."""
-    m = len(images) // 8 * 4
+    m = len(attrs) // 8 * 4
     wrong = np.concatenate([mismatched(attrs[:m], rng), attrs[m:]])
-    mismatch = (np.arange(len(images)) < m).astype(np.float32)
+    mismatch = (np.arange(len(attrs)) < m).astype(np.float32)
     return images, attrs, wrong, mismatch
 
 
@@ -172,7 +177,11 @@ def with_fakes(parts: tuple, generator: keras.Model) -> tuple:
 
 
 def discriminator_batch(
-    real_half: tuple, fakes: np.ndarray, fake_attrs: np.ndarray, params: np.ndarray | None = None
+    real_half: tuple,
+    fakes: np.ndarray,
+    fake_attrs: np.ndarray,
+    params: np.ndarray | None = None,
+    xp=np,
 ):
     """((images, attributes, wrong attributes), targets, sample weights) for
     ``d_trainer.train_on_batch`` from the real half (images, attributes, wrong
@@ -181,26 +190,27 @@ def discriminator_batch(
     generated ones with the attributes they were made for (face target 0). The
     attribute head learns from real images only, so its weight is 0 on generated ones,
     and 2 on the real images in a wrong-attribute pair too: each pair counts, as when
-    the pairs were separate images (models.build_d_trainer)."""
+    the pairs were separate images (models.build_d_trainer). ``xp`` is the array
+    module: numpy, or jax.numpy inside a compiled step."""
     images, attrs, wrong, mismatch = real_half
     n, k = len(images), len(fakes)
-    face = np.concatenate([np.full(n, REAL), np.full(k, FAKE)]).astype(np.float32)
-    attribute_weight = np.concatenate([1 + mismatch, np.zeros(k)]).astype(np.float32)
-    batch_attrs = np.concatenate([attrs, fake_attrs])
+    face = xp.concatenate([xp.full(n, REAL), xp.full(k, FAKE)]).astype(np.float32)
+    attribute_weight = xp.concatenate([1 + mismatch, xp.zeros(k)]).astype(np.float32)
+    batch_attrs = xp.concatenate([attrs, fake_attrs])
     inputs = (
-        np.concatenate([images, fakes]),
+        xp.concatenate([images, fakes]),
         batch_attrs,
-        np.concatenate([wrong, fake_attrs]),
+        xp.concatenate([wrong, fake_attrs]),
     ) + (() if params is None else (params,))
     targets = {
         "face": face[:, None],
         "attributes": batch_attrs,
-        "mismatch": np.full((n + k, 1), FAKE, np.float32),
+        "mismatch": xp.full((n + k, 1), FAKE, np.float32),
     }
     weights = {
-        "face": np.ones_like(face),
+        "face": xp.ones_like(face),
         "attributes": attribute_weight,
-        "mismatch": np.concatenate([mismatch, np.zeros(k, np.float32)]),
+        "mismatch": xp.concatenate([mismatch, xp.zeros(k, np.float32)]),
     }
     return inputs, targets, weights
 

@@ -652,15 +652,24 @@ class CelebaBatches(keras.utils.PyDataset):
             raise IndexError(index)
         return self._order[index * self.batch_size : (index + 1) * self.batch_size]
 
+    def batch_flips(self, index: int) -> np.ndarray:
+        """Which images of batch ``index`` are mirrored left to right (all False
+        without ``flip``)."""
+        if not self.flip:
+            return np.zeros(self.batch_size, bool)
+        return np.random.default_rng([self.seed, self.epoch, index]).random(self.batch_size) < 0.5
+
+    def batch_attributes(self, index: int) -> np.ndarray:
+        return self.cache.attributes[self.batch_rows(index)].astype(np.float32)
+
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         rows = self.batch_rows(index)
         order = np.argsort(rows)  # sorted reads from the memory map, then back in order
         images = np.empty((len(rows), *self.cache.images.shape[1:]), np.uint8)
         images[order] = self.cache.images[rows[order]]
-        if self.flip:
-            flips = np.random.default_rng([self.seed, self.epoch, index]).random(len(rows))
-            images[flips < 0.5] = images[flips < 0.5, :, ::-1]
-        return to_float(images), self.cache.attributes[rows].astype(np.float32)
+        flips = self.batch_flips(index)
+        images[flips] = images[flips, :, ::-1]
+        return to_float(images), self.batch_attributes(index)
 
     def on_epoch_end(self) -> None:
         self.epoch += 1

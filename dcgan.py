@@ -25,9 +25,10 @@ The method on one screen:
   discriminator is trained through ``models.build_d_trainer``, the same layers with a
   third output that scores the real images' own features against the wrong
   attributes (benchmarks/NOTES.md measures it).
-* On JAX, ``--compiled-step`` runs that same step as one compiled call with the weights
-  kept on the device (compiled_step.py): the same weights, 2-3x faster on a GPU, where
-  the three Keras calls' work on the host is most of the step.
+* On JAX the same step runs compiled, many steps per call, with the weights and images
+  kept on the device and the batch split over ``--devices`` (compiled_step.py,
+  parallel.py): the same weights, without the three Keras calls' work on the host that
+  is most of a step on a GPU. ``--engine keras`` runs the calls themselves.
 
 Where the rest lives: the networks in models.py, the loop in training.py, the run
 folder in runs.py, generation in generation.py, the data in dataset.py and dataGens.py.
@@ -48,11 +49,13 @@ import training
 from attributes import MAX_STRENGTH
 from config import (
     DEFAULTS,
+    ENGINES,
     IMAGE_SIZES,
     LOSSES,
     MAX_BATCH,
     MAX_NOISE,
     MAX_ROLLBACKS,
+    MAX_STEPS_PER_CALL,
     MAX_WIDTH,
     ON_DIVERGENCE,
     TrainConfig,
@@ -191,12 +194,52 @@ def train_parser() -> argparse.ArgumentParser:
         type=cli.seed,
         help=f"seed of initialisation, data order and sampling (default: {d.seed})",
     )
-    add(
-        "--compiled-step",
-        action="store_true",
-        help="JAX only: run each step as one compiled call with the weights kept on the "
-        "device instead of three Keras calls; the same weights, 2-3x faster on a GPU "
-        "(benchmarks/NOTES.md)",
+    speed = parser.add_argument_group(
+        "engines and devices",
+        "the same weights whichever engine and however many devices "
+        '(README, "Engines and many devices")',
+    ).add_argument
+    speed(
+        "--engine",
+        choices=ENGINES,
+        help="keras: each step as two train_on_batch calls, on any backend; compiled: JAX "
+        "only, many steps per compiled call with the weights and images kept on the "
+        "device (default: compiled on JAX, keras otherwise)",
+    )
+    speed(
+        "--steps-per-call",
+        type=cli.up_to(MAX_STEPS_PER_CALL),
+        default=TrainConfig.steps_per_call,
+        metavar="K",
+        help="the compiled engine's steps per call: the losses come back and a stop "
+        "request is seen every K steps",
+    )
+    speed(
+        "--devices",
+        type=cli.devices,
+        metavar="N|all",
+        help="JAX: split each batch over N devices, or all of them, by data parallelism "
+        "(the batch size must divide; default: 1, or all in a run of several processes)",
+    )
+    speed(
+        "--coordinator",
+        type=cli.address,
+        metavar="HOST:PORT",
+        help="several processes (hosts): process 0's address; or set "
+        "KERAS_DISTRIBUTION_JOB_ADDRESSES",
+    )
+    speed(
+        "--num-processes",
+        type=cli.positive_int,
+        metavar="N",
+        help="several processes: how many (or KERAS_DISTRIBUTION_NUM_PROCESSES)",
+    )
+    speed(
+        "--process-id",
+        type=cli.non_negative_int,
+        metavar="I",
+        help="several processes: this one's, 0 to N-1; process 0 writes the run folder "
+        "(or KERAS_DISTRIBUTION_PROCESS_ID)",
     )
     return parser
 

@@ -1,8 +1,10 @@
 """The training loop: ``train(config)`` runs one ``config.TrainConfig`` to the end.
 
-A run trains epoch by epoch through ``models.train_step`` (or, with
-``compiled_step``, the same step as one JAX call), and after every epoch logs the
-losses, measures (``--eval-every``), draws the probe grid and saves a checkpoint.
+A run trains epoch by epoch through a step engine - keras_engine.py's
+``models.train_step`` per step, or on JAX compiled_step.py's many steps per compiled
+call, on one device or many (parallel.py) - and after every epoch logs the losses,
+measures (``--eval-every``), draws the probe grid and saves a checkpoint. Of several
+processes, only process 0 writes the run folder.
 Around the loop:
 
 * ``StopSignal``: Ctrl-C or SIGTERM finishes the current step and saves the exact
@@ -38,10 +40,12 @@ import dataset
 import evaluate
 import figures
 import models
+import parallel
 import runs
 from cli import CommandError, UsageError, writable_folder
 from config import MAX_ROLLBACKS, TrainConfig
 from dataGens import AttributeSampler, DiscriminatorBatches, GeneratorBatches, sample_noise
+from keras_engine import KerasEngine
 from quiet_keras import keras
 
 # Rows of the per-epoch sample grid: male/female x smiling x eyeglasses, with hair colours.
@@ -202,11 +206,16 @@ class Trainer:
             self.cache, "train", self.settings.batch_size, seed=self.seed, flip=True
         )
         self.attribute_rows = self.cache.attributes[self.real.rows]
-        writable_folder(self.run_dir)  # after the checks of the data, so they leave no folder
+        self.chief = parallel.is_chief()
+        self.distribution = None
+        if config.engine == "compiled":
+            self.distribution = parallel.data_parallel(config.devices, self.settings.batch_size)
+        if self.chief:  # after the checks of the data, so they leave no folder
+            writable_folder(self.run_dir)
         # Before the models: training a missing classifier reseeds Keras.
-        self.monitor = (
-            evaluate.TrainingMonitor(self.cache, seed=self.seed) if config.eval_every else None
-        )
+        self.monitor = None
+        if config.eval_every and self.chief:
+            self.monitor = evaluate.TrainingMonitor(self.cache, seed=self.seed)
         self.steps = min(len(self.real), config.steps_per_epoch or len(self.real))
         self.guard = DivergenceGuard()
         self.best = -np.inf
@@ -219,7 +228,8 @@ class Trainer:
 
     def start_fresh(self) -> None:
         s = self.settings
-        runs.clear_history(self.run_dir)
+        if self.chief:
+            runs.clear_history(self.run_dir)
         keras.utils.set_random_seed(self.seed)
         self.generator = models.build_generator(s.image_size, s.noise_dim, s.width, s.cond_bn)
         self.discriminator = models.build_discriminator(s.image_size, s.width, s.spectral_norm)
@@ -266,12 +276,14 @@ class Trainer:
         self.set_learning_rates(self.settings.lr_d, self.settings.lr_g)
         self.position = (state["epoch"], state.get("step", 0))
         self.best = -np.inf if state.get("best") is None else state["best"]
-        runs.restore_history(folder, self.run_dir)
-        _note_backend(folder, state["backend"])
-        epoch, step = self.position
-        print(
-            f"resuming from {folder}: epoch {epoch + 1}, step {step + 1} is next", file=sys.stderr
-        )
+        if self.chief:
+            runs.restore_history(folder, self.run_dir)
+            _note_backend(folder, state["backend"])
+            epoch, step = self.position
+            print(
+                f"resuming from {folder}: epoch {epoch + 1}, step {step + 1} is next",
+                file=sys.stderr,
+            )
         self._wire()
 
     def _wire(self) -> None:
@@ -289,11 +301,17 @@ class Trainer:
             augmented,
             mode_seeking=bool(s.mode_seeking),
         )
-        self.compiled = None
-        if self.config.compiled_step:
-            self.compiled = compiled_step.CompiledStep(
-                self.generator, self.discriminator, self.d_trainer, self.gan, self.average
+        parts = (self.generator, self.discriminator, self.d_trainer, self.gan)
+        parts += (self.d_batches, self.g_batches)
+        if self.config.engine == "compiled":
+            self.engine = compiled_step.CompiledStep(
+                *parts,
+                average=self.average,
+                distribution=self.distribution,
+                steps_per_call=self.config.steps_per_call,
             )
+        else:
+            self.engine = KerasEngine(*parts, self.average)
 
     @property
     def faces(self) -> keras.Model:
@@ -330,18 +348,21 @@ class Trainer:
                     break
                 started = time.perf_counter()
                 rows = self._steps(epoch, first_step, last_epoch, stop)
-                if self.compiled is not None:  # saving, grids and evaluation read Keras' copy
-                    self.compiled.sync()
-                if self.position[1]:  # stopped inside the epoch
+                self.engine.sync()  # saving, grids and evaluation read Keras' copy
+                if self.position[1] and self.chief:  # stopped inside the epoch
                     runs.append_rows(self.run_dir / "losses.csv", rows)
                     self._settle_average()
                     self._stopped(stop.received, self._save())
+                if self.position[1]:
                     return
                 self._end_epoch(epoch, rows, time.perf_counter() - started)
                 slowest = max(slowest, time.perf_counter() - started)
                 if stop.received:
-                    self._stopped(stop.received, checkpoints.pointed(self.run_dir, "LATEST"))
+                    if self.chief:
+                        self._stopped(stop.received, checkpoints.pointed(self.run_dir, "LATEST"))
                     return
+        if not self.chief:
+            return
         print(
             f"done: {self.position[0]} epochs in {self.run_dir} ({self._elapsed() / 60:.1f} min). "
             "Generate with:\n"
@@ -349,59 +370,57 @@ class Trainer:
         )
 
     def _steps(self, epoch: int, first_step: int, last_epoch: int, stop: StopSignal) -> list:
-        """Train the steps of one epoch from ``first_step``; on a stop request, leave the
-        position inside the epoch."""
+        """Train the steps of one epoch from ``first_step``, the engine's
+        ``steps_per_call`` at a time; on a stop request, leave the position inside the
+        epoch."""
         self.real.set_epoch(epoch)
         self.g_batches.epoch = epoch
         rows = []
         of_last = f"/{last_epoch}" if last_epoch < UNTIL_TIME_RUNS_OUT else ""
         bar = tqdm(
-            range(first_step, self.steps),
             initial=first_step,
             total=self.steps,
             desc=f"epoch {epoch + 1}{of_last}",
             unit="step",
             file=sys.stderr,
             dynamic_ncols=True,
+            disable=not self.chief,
         )
-        for step in bar:
-            losses = self._train_step(step)
-            self.guard.check(losses, epoch * self.steps + step)
-            rows.append({"epoch": epoch + 1, "step": step + 1, **losses})
+        step = first_step
+        while step < self.steps:
+            block = range(step, min(step + self.engine.steps_per_call, self.steps))
+            for done, losses in zip(block, self.engine.train(block, self._keeps(epoch, block))):
+                self.guard.check(losses, epoch * self.steps + done)
+                rows.append({"epoch": epoch + 1, "step": done + 1, **losses})
+            step = block.stop
+            bar.update(len(block))
             bar.set_postfix(
                 d=f"{losses['d_loss']:.3f}",
                 g=f"{losses['g_loss']:.3f}",
                 acc=f"{losses['d_acc']:.2f}",
                 g_attr=f"{losses['g_attr']:.3f}",
             )
-            if stop.received and step + 1 < self.steps:
+            if stop.received and step < self.steps:
                 bar.close()
-                self.position = (epoch, step + 1)
+                self.position = (epoch, step)
                 return rows
+        bar.close()
         self.position = (epoch + 1, 0)
         return rows
 
-    def _train_step(self, step: int) -> dict[str, float]:
-        keep = None
-        if self.average is not None:
-            seen = (self.position[0] * self.steps + step + 1) * self.settings.batch_size
-            keep = averaging.beta(self.settings.batch_size, seen, self.settings.ema_kimg)
-        if self.compiled is not None:
-            return self.compiled(self.d_batches.parts(step), self.g_batches[step], keep)
-        losses = models.train_step(
-            self.discriminator,
-            self.d_trainer,
-            self.gan,
-            self.d_batches[step],
-            self.g_batches[step],
-        )
-        if self.average is not None:
-            self.average.update(self.generator, keep)
-        return losses
+    def _keeps(self, epoch: int, steps: range) -> list[float | None]:
+        """The generator average's beta at each of ``steps`` (averaging.beta)."""
+        if self.average is None:
+            return [None] * len(steps)
+        s = self.settings
+        seen = ((epoch * self.steps + step + 1) * s.batch_size for step in steps)
+        return [averaging.beta(s.batch_size, images, s.ema_kimg) for images in seen]
 
     # -- the end of an epoch: history, metrics, samples, checkpoint, log line
 
     def _end_epoch(self, epoch: int, rows: list, seconds: float) -> None:
+        if not self.chief:
+            return
         runs.append_rows(self.run_dir / "losses.csv", rows)
         self._settle_average()
         metrics = self._measure(epoch)
@@ -493,11 +512,8 @@ def _note_backend(folder: Path, backend: str) -> None:
 def train(config: TrainConfig) -> Path:
     """Train (or continue) the run ``config`` describes; the run folder. Raises
     DivergenceError when it diverges beyond what ``on_divergence`` mends."""
-    if config.compiled_step and keras.backend.backend() != "jax":
-        raise UsageError(
-            f"--compiled-step runs on the JAX backend only (this is {keras.backend.backend()}): "
-            "set KERAS_BACKEND=jax, or leave the flag out"
-        )
+    parallel.initialize(config.coordinator, config.num_processes, config.process_id)
+    config = resolved_engine(config)
     trainer = Trainer(config)
     if trainer.checkpoint is not None:
         trainer.restore(trainer.checkpoint)
@@ -521,6 +537,26 @@ def train(config: TrainConfig) -> Path:
                 _give_up(trainer.run_dir, good)
             rollbacks += 1
             _roll_back(trainer, good)
+
+
+def resolved_engine(config: TrainConfig) -> TrainConfig:
+    """``config`` with its engine and devices chosen: the compiled engine on JAX, the
+    Keras one elsewhere, unless asked; one device, or all of a multi-process run's."""
+    backend = keras.backend.backend()
+    engine = config.engine or ("compiled" if backend == "jax" else "keras")
+    if engine == "compiled" and backend != "jax":
+        raise UsageError(
+            f"--engine compiled runs on the JAX backend only (this is {backend}): "
+            "set KERAS_BACKEND=jax, or pass --engine keras"
+        )
+    several = parallel.process_count() > 1
+    devices = config.devices or (parallel.ALL if several else 1)
+    if engine == "keras" and (devices != 1 or several):
+        raise UsageError(
+            "--engine keras trains on one device: several devices or processes need the "
+            "compiled engine, on JAX (KERAS_BACKEND=jax)"
+        )
+    return dataclasses.replace(config, engine=engine, devices=devices)
 
 
 def _roll_back(trainer: Trainer, good: Path) -> None:

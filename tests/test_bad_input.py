@@ -540,13 +540,39 @@ def test_evaluate_refuses_an_unwritable_out_before_any_work(tiny_checkpoint, tmp
     assert sorted(tmp_path.iterdir()) == [tmp_path / "a-file"]
 
 
-@pytest.mark.skipif(keras.backend.backend() == "jax", reason="the flag is valid on JAX")
-def test_compiled_step_on_another_backend_is_refused(synth_root, tmp_path, capsys):
-    code = run(dcgan.main, [*tiny_run(synth_root, tmp_path / "run", 1), "--compiled-step"])
+@pytest.mark.skipif(keras.backend.backend() == "jax", reason="both are valid on JAX")
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--engine", "compiled"], "error: --engine compiled runs on the JAX backend only"),
+        (["--devices", "2"], "error: --engine keras trains on one device: several devices"),
+    ],
+    ids=["compiled-engine", "two-devices"],
+)
+def test_jax_only_engine_flags_on_another_backend_are_refused(
+    flags, message, synth_root, tmp_path, capsys
+):
+    code = run(dcgan.main, [*tiny_run(synth_root, tmp_path / "run", 1), *flags])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
     line = err.strip().splitlines()[-1]
-    assert line.startswith("error: --compiled-step runs on the JAX backend only")
+    assert line.startswith(message)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [
+        ("--devices", "abc", "'abc' is not a device count; give 1, 2, ... or all"),
+        ("--devices", "0", "--devices"),
+        ("--coordinator", "localhost", "'localhost' is not host:port"),
+    ],
+)
+def test_bad_engine_and_device_arguments_are_named(flag, value, message, tmp_path, capsys):
+    code = run(dcgan.main, ["--out", str(tmp_path / "run"), flag, value])
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2 and line.startswith("dcgan.py: error: argument")
+    assert flag in line and message in line
     assert not (tmp_path / "run").exists()
 
 

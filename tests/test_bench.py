@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import subprocess
 import sys
 from collections import defaultdict
 
@@ -178,68 +176,3 @@ def test_step_parts_clocks_are_taken_off_after_the_steps():
     models.set_trainable(model, True)
     assert len(runs["set_trainable (D's flag)"]) == 1
     assert all(getattr(owner, name) is kept for (owner, name), kept in originals.items())
-
-
-# Run with KERAS_BACKEND=jax: four steps of models.train_step on one pair of models, one
-# train_step and three compiled steps on an identical pair; prints the largest weight
-# difference and the largest change any weight made, as JSON.
-COMPILED_STEP_CHECK = """
-import json, sys
-sys.path[:0] = [{project!r}, {benchmarks!r}]
-import numpy as np
-import bench, compiled_step, dataGens, dataset, models
-from quiet_keras import keras
-
-cache = dataset.build_cache(bench.synthetic_source(64, {data!r}), 32, progress=False)
-
-def fresh():
-    keras.utils.set_random_seed(0)
-    real = dataset.CelebaBatches(cache, "train", 8, seed=0, flip=True)
-    g, d = models.build_generator(32, 8, 8), models.build_discriminator(32, 8)
-    d_trainer, gan = models.build_d_trainer(d), models.build_gan(g, d)
-    models.compile_models(g, d, d_trainer, gan, 2e-4, 2e-4, 0.5)
-    sampler = dataGens.AttributeSampler("dataset", cache.attributes[real.rows])
-    batches = dataGens.DiscriminatorBatches(real, g, sampler, 8, 0)
-    return g, d, d_trainer, gan, batches, dataGens.GeneratorBatches(sampler, 8, len(real), 8, 0)
-
-def weights(g, d):
-    return [keras.ops.convert_to_numpy(w) for w in g.weights + d.weights]
-
-g, d, d_trainer, gan, d_batches, g_batches = fresh()
-start = weights(g, d)
-for i in range(4):
-    models.train_step(d, d_trainer, gan, d_batches[i], g_batches[i])
-expected = weights(g, d)
-g, d, d_trainer, gan, d_batches, g_batches = fresh()
-step = compiled_step.CompiledStep(g, d, d_trainer, gan)
-for i in range(4):
-    step(d_batches.parts(i), g_batches[i])
-step.sync()
-got = weights(g, d)
-print(json.dumps({{
-    "difference": max(float(np.abs(a - b).max()) for a, b in zip(expected, got)),
-    "moved": max(float(np.abs(a - b).max()) for a, b in zip(expected, start)),
-}}))
-"""
-
-
-def test_compiled_step_trains_exactly_as_train_step_does(tmp_path):
-    """compiled_step (dcgan.py --compiled-step, bench's one-step lever) is the same step:
-    same fakes, batches, losses, optimizers, D frozen for G's update. After four steps
-    every weight of both networks matches four models.train_steps' (which moved them)."""
-    if importlib.util.find_spec("jax") is None:
-        pytest.skip("jax is not installed: pip install -r requirements-dev.txt")
-    code = COMPILED_STEP_CHECK.format(
-        project=str(PROJECT), benchmarks=str(PROJECT / "benchmarks"), data=str(tmp_path)
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "KERAS_BACKEND": "jax", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"},
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result["moved"] > 1e-4
-    assert result["difference"] < 1e-6

@@ -1,18 +1,14 @@
-"""dcgan.py, the command line: training runs with resume, generation, errors, and the
-compiled step's run on JAX; and training.train driven by a config, without argv."""
+"""dcgan.py, the command line: training runs with resume, generation and errors; and
+training.train driven by a config, without argv. The engines on JAX: test_engines.py."""
 
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from conftest import EVERY_LEVER, run_script, tiny_run
+from conftest import run_script, tiny_run
 from PIL import Image
 
 import checkpoints
@@ -179,44 +175,6 @@ def test_minutes_stops_before_an_epoch_that_would_end_past_the_budget(synth_root
     assert dcgan.main([*tiny_run(synth_root, out, steps=1), "--minutes", "0.001"]) == 0
     assert (out / "checkpoints" / "LATEST").read_text().strip() == "epoch-0001"
     assert "--minutes 0.001: stopping after epoch 1;" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("levers", [(), EVERY_LEVER], ids=["defaults", "every-lever"])
-def test_compiled_step_run_ends_with_the_weights_of_a_train_on_batch_run(
-    levers, synth_root, tmp_path
-):
-    """On JAX, dcgan.py --compiled-step for one epoch and then --resume for a second
-    saves what an uninterrupted train_on_batch run saves: the compiled step's weights
-    (the generator average's too) reach Keras before each checkpoint, and resuming
-    starts it from the checkpoint."""
-    if importlib.util.find_spec("jax") is None:
-        pytest.skip("jax is not installed: pip install -r requirements-dev.txt")
-    plain, compiled = tmp_path / "plain", tmp_path / "compiled"
-    commands = (
-        ["--epochs", "2", *levers, *tiny_run(synth_root, plain, steps=3)],
-        ["--epochs", "1", "--compiled-step", *levers, *tiny_run(synth_root, compiled, steps=3)],
-        ["--epochs", "2", "--resume", "--compiled-step", *tiny_run(synth_root, compiled, 3)],
-    )
-    for argv in commands:
-        done = subprocess.run(
-            [sys.executable, str(dcgan.__file__), *argv],
-            capture_output=True,
-            text=True,
-            env={**os.environ, "KERAS_BACKEND": "jax", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"},
-            timeout=300,
-        )
-        assert done.returncode == 0, done.stderr[-3000:]
-    outs = (plain, compiled)
-    saved = [runs.load_checkpoint(out / "checkpoints" / "epoch-0002") for out in outs]
-    saved = [
-        [c.generator, c.discriminator] + ([c.average] if c.average is not None else [])
-        for c in saved
-    ]
-    for expected, got in zip(*saved, strict=True):
-        for a, b in zip(expected.get_weights(), got.get_weights()):
-            np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
-    losses = [np.loadtxt(out / "losses.csv", delimiter=",", skiprows=1) for out in outs]
-    np.testing.assert_allclose(*losses, rtol=1e-5)
 
 
 def test_train_takes_a_config_and_trains_what_the_command_line_trains(synth_root, tmp_path):
