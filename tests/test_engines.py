@@ -35,6 +35,10 @@ pytestmark = pytest.mark.skipif(
     reason="jax is not installed: pip install -r requirements-dev.txt",
 )
 ENGINE_TOLERANCE = 1e-5
+# Two processes reduce their gradients over gloo in another order: after 10 steps with
+# every lever on, 9 of 24,576 weights of one layer differed by 2.1e-5 (Adam magnifies
+# rounding where a gradient is near zero), against moves of 0.28.
+PROCESSES_TOLERANCE = 1e-4
 STEPS = 5
 
 
@@ -238,7 +242,7 @@ def test_two_processes_on_loopback_train_checkpoint_from_process_0_and_resume(
 ):
     """Two processes of two CPU devices each (four in all) train one epoch; only
     process 0 writes the run folder; both resume for the second; the weights are the
-    one-device Keras engine's within the engines' tolerance."""
+    one-device Keras engine's within PROCESSES_TOLERANCE."""
     dataset.build_cache(synth_root, 32, progress=False)  # one build, before both read it
     out = tmp_path / "run"
     args = [*tiny_run(synth_root, out, STEPS), *EVERY_LEVER, "--steps-per-call", "4"]
@@ -251,4 +255,4 @@ def test_two_processes_on_loopback_train_checkpoint_from_process_0_and_resume(
     ]
     errs = two_processes([*args, "--epochs", "2", "--resume"])
     assert "resuming from" in errs[0] and "epoch 2:" not in errs[1]
-    assert_close(saved(out), keras_engine_run, ENGINE_TOLERANCE)
+    assert_close(saved(out), keras_engine_run, PROCESSES_TOLERANCE)
