@@ -24,7 +24,10 @@ GANs, scaled to each image's own size so that a half-resolution copy crops the s
 region. It is not where the synthetic faces are drawn (synth_faces.py) nor where the
 models live (models.py).
 
-Command line: ``python dataset.py prepare|info|synth|clean --help``.
+Fetching CelebA is download.py's job; ``python dataset.py download`` runs it and checks
+what lands with ``scan`` and ``decode_face`` below, the reader that trains.
+
+Command line: ``python dataset.py download|prepare|info|synth|clean --help``.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from tqdm import tqdm
 
 import atomic
 import cli
+import download
 import schemas
 import synth_faces
 from attributes import ATTRIBUTES
@@ -776,12 +780,49 @@ def main(argv: list[str] | None = None) -> int:
     )
     synth.add_argument("--seed", type=cli.seed, default=0)
     _workers(synth, "render processes")
+    fetch = command("download", "fetch, verify and unpack the official CelebA files")
+    fetch.add_argument("--out", default=str(DEFAULT_CELEBA_DIR), help="new or empty folder")
+    fetch.add_argument(
+        "--mirror", help="base URL that holds the three files by name (default: Google Drive)"
+    )
+    fetch.add_argument(
+        "--checksums",
+        help="md5sum-format file of the three files' MD5s (default: the published ones)",
+    )
+    fetch.add_argument(
+        "--retries",
+        type=cli.up_to(100, cli.non_negative_int),
+        default=4,
+        help="retries of a transfer that breaks off, each resuming where it broke",
+    )
     clean = command("clean", "list and remove the staging folders killed builds left")
     _cache_dir(clean)
     clean.add_argument("--dry-run", action="store_true", help="list them, remove nothing")
     args = parser.parse_args(argv)
-    run = {"synth": _synth, "clean": _clean}.get(args.command, _prepare)
+    run = {"synth": _synth, "clean": _clean, "download": _download}.get(args.command, _prepare)
     return cli.run(lambda: run(args))
+
+
+def check_root(root: Path, sample: int = 16) -> str:
+    """One line on a CelebA root that the trainer can read: its labelled images match,
+    and a sample of them spread over the set decodes; a DataError otherwise."""
+    index = scan(root)
+    picks = np.unique(np.linspace(0, len(index.names) - 1, sample).astype(int))
+    for i in picks:
+        if load_face(index.files.image_dir / index.names[i], IMAGE_SIZES[0]) is None:
+            raise DataError(f"{index.files.image_dir / index.names[i]}: does not decode")
+    skipped = ", ".join(f"{n} {what}" for what, n in index.skipped.items() if n)
+    return f"{len(index.names)} labelled images; skipped: {skipped or 'none'}"
+
+
+def _download(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    checksums = download.read_checksums(Path(args.checksums)) if args.checksums else None
+    files = download.remotes(args.mirror, checksums)
+    summary = download.fetch_celeba(out, files, check_root, retries=args.retries)
+    print(f"{out}: {summary}")
+    print(f"next: python dcgan.py --data-dir {out} --epochs 1")
+    return 0
 
 
 def _clean(args: argparse.Namespace) -> int:
