@@ -34,8 +34,8 @@ import numpy as np
 
 import averaging
 import dataGens
-import dataset
 import models
+import pixels
 from keras_engine import KerasEngine
 from quiet_keras import keras
 
@@ -201,7 +201,7 @@ class CompiledStep(KerasEngine):
             draw["noise"],
             training=False,
         )
-        half = (dataset.to_float(images), *draw["real"])
+        half = (pixels.to_float(images), *draw["real"])
         d_batch = dataGens.discriminator_batch(half, fakes, *draw["fakes"], xp=jnp)
         data = (d_batch, (*draw["g"], None))
         logs = []

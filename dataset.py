@@ -53,10 +53,12 @@ from tqdm import tqdm
 import atomic
 import cli
 import download
+import figures
 import schemas
 import synth_faces
 from attributes import ATTRIBUTES
 from config import IMAGE_SIZES, check_image_size
+from pixels import to_float
 from quiet_keras import keras
 
 PROJECT_DIR = Path(__file__).resolve().parent
@@ -101,7 +103,8 @@ def find_files(root: str | os.PathLike) -> CelebaFiles:
     if not found:
         raise DataError(
             f"{root}: no list_attr_celeba.txt or list_attr_celeba.csv; "
-            "a CelebA root holds the attribute file and img_align_celeba/"
+            "a CelebA root holds the attribute file and img_align_celeba/ "
+            "(python dataset.py download fetches one)"
         )
     layout = found[0]
     attr_name, part_name = layouts[layout]
@@ -685,16 +688,6 @@ class CelebaBatches(keras.utils.PyDataset):
         self._order = self._permutation()
 
 
-def to_float(images: np.ndarray) -> np.ndarray:
-    """uint8 [0, 255] -> float32 [-1, 1]: the one image normalisation of the project."""
-    return images.astype(np.float32) * (1 / 127.5) - 1
-
-
-def to_uint8(images: np.ndarray) -> np.ndarray:
-    """float [-1, 1] -> uint8 [0, 255], the inverse of ``to_float``."""
-    return np.clip(np.rint((np.asarray(images) + 1) * 127.5), 0, 255).astype(np.uint8)
-
-
 # --------------------------------------------------------------------- default data
 
 
@@ -731,15 +724,19 @@ def _shown(path: Path) -> str:
 # ---------------------------------------------------------------------------- CLI
 
 
+def frequencies(cache: Cache) -> np.ndarray:
+    """(40,) the share of the cached images showing each attribute."""
+    return cache.attributes.mean(axis=0) if len(cache.attributes) else np.zeros(len(ATTRIBUTES))
+
+
 def _info(cache: Cache) -> None:
     print(summary_line(cache))
     counts = {split: len(cache.split_indices(split)) for split in (*SPLITS, "all")}
     unassigned = int((cache.partition == NO_PARTITION).sum())
     print("split   " + "  ".join(f"{s}={n}" for s, n in counts.items()), end="")
     print(f"  (no partition: {unassigned})" if unassigned else "")
-    frequencies = cache.attributes.mean(axis=0) if len(cache.attributes) else np.zeros(40)
     print("attribute frequencies (share of images with the attribute):")
-    for name, share in zip(ATTRIBUTES, frequencies):
+    for name, share in zip(ATTRIBUTES, frequencies(cache)):
         print(f"  {name:<20} {share:6.1%}  {'#' * round(share * 40)}")
 
 
@@ -773,6 +770,13 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--image-size", type=int, default=64, choices=IMAGE_SIZES)
         _cache_dir(sub)
         _workers(sub, "decode processes")
+    sub.add_argument(
+        "--plot",
+        nargs="?",
+        const="attribute-frequencies.png",
+        metavar="PNG",
+        help="also draw the 40 frequencies as a bar chart (default: %(const)s)",
+    )
     synth = command("synth", "render the synthetic faces in the official CelebA layout")
     synth.add_argument("--out", default=str(DEFAULT_SYNTH_DIR), help="folder to write")
     synth.add_argument(
@@ -854,6 +858,10 @@ def _prepare(args: argparse.Namespace) -> int:
     )
     if args.command == "info":
         _info(cache)
+        if args.plot:
+            label = f"{Path(cache.manifest['source']).name} ({len(cache.attributes)} faces)"
+            figures.plot_frequencies({label: frequencies(cache)}, ATTRIBUTES, Path(args.plot))
+            print(f"chart: {args.plot}")
     else:
         print(summary_line(cache))
         print(f"cache: {cache.path}")

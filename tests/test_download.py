@@ -89,7 +89,14 @@ def server():
     httpd.server_close()
 
 
-def zipped(members: dict[str, bytes]) -> bytes:
+def symbolic_link(name: str) -> zipfile.ZipInfo:
+    """A zip member that unpacks as a symbolic link (to the path stored as its data)."""
+    link = zipfile.ZipInfo(name)
+    link.external_attr = 0o120777 << 16
+    return link
+
+
+def zipped(members: dict[str | zipfile.ZipInfo, bytes]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for name, data in members.items():
@@ -258,7 +265,12 @@ def test_a_file_that_is_not_a_zip_is_refused_at_its_first_bytes(tmp_path, celeba
 
 @pytest.mark.parametrize(
     ("member", "why"),
-    [("../evil.jpg", "climbs out"), ("/tmp/evil.jpg", "absolute"), ("C:/evil.jpg", "absolute")],
+    [
+        ("../evil.jpg", "climbs out"),
+        ("/tmp/evil.jpg", "absolute"),
+        ("C:/evil.jpg", "absolute"),
+        (symbolic_link("img_align_celeba/000002.jpg"), "symbolic link"),
+    ],
 )
 def test_a_hostile_archive_is_refused_whole(tmp_path, celeba, server, member, why):
     mirror, _ = celeba
@@ -270,20 +282,6 @@ def test_a_hostile_archive_is_refused_whole(tmp_path, celeba, server, member, wh
         fetch(out, mirror, server.files)
     assert_nothing_landed(out)
     assert not (tmp_path / "evil.jpg").exists()
-
-
-def test_an_archive_with_a_link_is_refused(tmp_path, celeba, server):
-    mirror, _ = celeba
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        link = zipfile.ZipInfo("img_align_celeba/000001.jpg")
-        link.external_attr = 0o120777 << 16
-        archive.writestr(link, "/etc/passwd")
-    server.files["img_align_celeba.zip"] = buffer.getvalue()
-    out = tmp_path / "celeba"
-    with pytest.raises(download.DownloadError, match="symbolic link"):
-        fetch(out, mirror, server.files)
-    assert_nothing_landed(out)
 
 
 def test_an_archive_the_reader_rejects_lands_nothing(tmp_path, celeba, server):

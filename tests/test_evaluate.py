@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 from conftest import tiny_run, train_tiny_classifier
 
+import bias
 import checkpoints
 import dataset
 import dcgan
 import evaluate
 import fid_inception
+import pixels
 from attributes import ATTRIBUTES, INDEX
 from quiet_keras import keras
 
@@ -173,8 +175,20 @@ def test_report_json_chart_and_scored_faces(monitored_run, synth_root, tmp_path,
     assert scored["images"].shape == (40, 32, 32, 3) and scored["images"].dtype == np.uint8
     assert scored["attributes"].shape == (40, 40)
     assert (out / "attribute_accuracy.png").stat().st_size > 5000
+    made = report["bias"]["production"]
+    assert list(made) == list(ATTRIBUTES)
+    classifier = evaluate.load_or_train_classifier(dataset.build_cache(synth_root, 32))
+    predicted = evaluate.classify(classifier, pixels.to_float(scored["images"]))
+    np.testing.assert_allclose([made[n]["generated"] for n in ATTRIBUTES], predicted.mean(0))
+    tone = report["bias"]["skin_tone"]
+    assert tone["images"] == {"real": 40, "generated": 40}
+    assert sum(tone["histogram"]["generated"]) == 40
+    assert sum(tone["generated"][name] for name, _ in bias.BANDS) == pytest.approx(1)
+    for chart in ("attribute_production.png", "skin_tone.png"):
+        assert (out / chart).stat().st_size > 5000
     printed = capsys.readouterr().out
     assert "mean, visible" in printed and "Fréchet, classifier features" in printed
+    assert "most over-produced" in printed and "skin tone (ITA bands" in printed
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="PyTorch not installed")

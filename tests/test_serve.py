@@ -24,7 +24,7 @@ from PIL import Image
 import dcgan
 import generation
 import serve
-from dataset import to_uint8
+from pixels import to_uint8
 
 sys.path.insert(0, str(PROJECT / "benchmarks"))
 
