@@ -605,15 +605,19 @@ def _compact(raw_path: Path, final_path: Path, keep: np.ndarray) -> None:
 # ---------------------------------------------------------------------------- batches
 
 
+def skipped_text(skipped: dict[str, int]) -> str:
+    """What was skipped, by reason, in words ("none" when nothing was)."""
+    return ", ".join(f"{n} {what}" for what, n in skipped.items() if n) or "none"
+
+
 def summary_line(cache: Cache) -> str:
     """One line on what was read and what was skipped."""
     manifest = cache.manifest
-    skipped = ", ".join(f"{n} {what}" for what, n in manifest["skipped"].items() if n)
     header = manifest.get("header_count")
     note = f"; header says {header}" if header not in (None, manifest["count"]) else ""
     return (
         f"{manifest['source']}: {manifest['count']} images at {manifest['image_size']}px"
-        f"{note}; skipped: {skipped or 'none'}"
+        f"{note}; skipped: {skipped_text(manifest['skipped'])}"
     )
 
 
@@ -770,13 +774,14 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--image-size", type=int, default=64, choices=IMAGE_SIZES)
         _cache_dir(sub)
         _workers(sub, "decode processes")
-    sub.add_argument(
-        "--plot",
-        nargs="?",
-        const="attribute-frequencies.png",
-        metavar="PNG",
-        help="also draw the 40 frequencies as a bar chart (default: %(const)s)",
-    )
+        if name == "info":
+            sub.add_argument(
+                "--plot",
+                nargs="?",
+                const="attribute-frequencies.png",
+                metavar="PNG",
+                help="also draw the 40 frequencies as a bar chart (default: %(const)s)",
+            )
     synth = command("synth", "render the synthetic faces in the official CelebA layout")
     synth.add_argument("--out", default=str(DEFAULT_SYNTH_DIR), help="folder to write")
     synth.add_argument(
@@ -815,8 +820,7 @@ def check_root(root: Path, sample: int = 16) -> str:
     for i in picks:
         if load_face(index.files.image_dir / index.names[i], IMAGE_SIZES[0]) is None:
             raise DataError(f"{index.files.image_dir / index.names[i]}: does not decode")
-    skipped = ", ".join(f"{n} {what}" for what, n in index.skipped.items() if n)
-    return f"{len(index.names)} labelled images; skipped: {skipped or 'none'}"
+    return f"{len(index.names)} labelled images; skipped: {skipped_text(index.skipped)}"
 
 
 def _download(args: argparse.Namespace) -> int:
