@@ -143,6 +143,17 @@ def up_to(high: int, check: Callable[[str], int] = positive_int) -> Callable[[st
     return parse
 
 
+def classifier_labels(text: str) -> Path:
+    """``classifier:PATH`` -> PATH, the attribute classifier that labels photos."""
+    kind, _, path = text.partition(":")
+    if kind != "classifier" or not path:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give classifier:PATH, PATH an attribute classifier .keras "
+            "(python evaluate.py train-classifier makes one)"
+        )
+    return Path(path)
+
+
 def devices(text: str) -> int | str:
     """A device count, or ``all``."""
     if text == "all":

@@ -104,7 +104,8 @@ def find_files(root: str | os.PathLike) -> CelebaFiles:
         raise DataError(
             f"{root}: no list_attr_celeba.txt or list_attr_celeba.csv; "
             "a CelebA root holds the attribute file and img_align_celeba/ "
-            "(python dataset.py download fetches one)"
+            "(python dataset.py download fetches one); to train on a folder of photos, "
+            "add --attributes classifier:PATH to dcgan.py"
         )
     layout = found[0]
     attr_name, part_name = layouts[layout]
@@ -490,6 +491,11 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)  # one process per core already
 
 
+def default_cache_root() -> Path:
+    """$FACEGAN_CACHE_DIR, else ``cache/`` in the project."""
+    return Path(os.environ.get("FACEGAN_CACHE_DIR") or DEFAULT_CACHE_DIR)
+
+
 def build_cache(
     root: str | os.PathLike,
     image_size: int = 64,
@@ -500,7 +506,7 @@ def build_cache(
     """Return the cache for ``root`` at ``image_size``, building it if absent or stale.
 
     ``cache_root`` defaults to $FACEGAN_CACHE_DIR, else ``cache/`` in the project."""
-    cache_root = cache_root or os.environ.get("FACEGAN_CACHE_DIR") or DEFAULT_CACHE_DIR
+    cache_root = cache_root or default_cache_root()
     check_image_size(image_size)
     index = scan(root)
     target = cache_dir_for(root, image_size, Path(cache_root))
@@ -747,7 +753,7 @@ def _info(cache: Cache) -> None:
 def _cache_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cache-dir",
-        default=os.environ.get("FACEGAN_CACHE_DIR", str(DEFAULT_CACHE_DIR)),
+        default=str(default_cache_root()),
         help="cache folder (default: $FACEGAN_CACHE_DIR, else cache/ in the project)",
     )
 

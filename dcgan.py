@@ -4,6 +4,7 @@
     python dcgan.py generate --checkpoint runs/dcgan --attrs "Smiling=0.7,Eyeglasses,-Male"
     python dcgan.py generate --sweep Smiling          # one attribute from off to on
     python dcgan.py serve                             # the web page, on 127.0.0.1:8000
+    python dcgan.py --data-dir ~/photos --attributes classifier:faces.keras  # any photos
 
 The method on one screen:
 
@@ -43,7 +44,9 @@ from pathlib import Path
 
 import augment
 import cli
+import dataset
 import generation
+import photos
 import serve
 import training
 from attributes import MAX_STRENGTH
@@ -82,6 +85,14 @@ def train_parser() -> argparse.ArgumentParser:
         help="time budget from start-up: no epoch is begun that would end past it",
     )
     cli.add_data_dir(parser)
+    add(
+        "--attributes",
+        type=cli.classifier_labels,
+        metavar="classifier:PATH",
+        help="--data-dir is a folder of photos without labels: find and align its faces "
+        "and label them with this attribute classifier (photos.py; built once, in the "
+        "cache)",
+    )
     add(
         "--image-size",
         type=int,
@@ -322,7 +333,14 @@ def serve_parser() -> argparse.ArgumentParser:
 
 
 def train(args: argparse.Namespace) -> int:
-    training.train(TrainConfig(**{**vars(args), "out": Path(args.out)}))
+    settings = {**vars(args), "out": Path(args.out)}
+    classifier = settings.pop("attributes")
+    if classifier is not None:
+        if args.data_dir is None:
+            raise cli.UsageError("--attributes labels a folder of photos: give it as --data-dir")
+        root = photos.prepared(Path(args.data_dir), classifier, dataset.default_cache_root())
+        settings["data_dir"] = str(root)
+    training.train(TrainConfig(**settings))
     return 0
 
 

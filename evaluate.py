@@ -174,7 +174,7 @@ def load_or_train_classifier(
     place of a cached file that is damaged or not a classifier of these images)."""
     target = Path(path) if path else classifier_path(cache)
     if target.is_file():
-        classifier, problem = _load_classifier(target, cache.manifest["image_size"])
+        classifier, problem = load_classifier(target, cache.manifest["image_size"])
         if problem is None:
             return classifier
         if path:
@@ -189,13 +189,15 @@ def load_or_train_classifier(
     return train_classifier(cache, verbose=verbose)
 
 
-def _load_classifier(path: Path, side: int) -> tuple[keras.Model | None, str | None]:
-    """(classifier, None), or (None, why it is not one for side x side faces)."""
+def load_classifier(path: Path, side: int | None = None) -> tuple[keras.Model | None, str | None]:
+    """(classifier, None), or (None, why it is not one for side x side faces; any
+    square side where ``side`` is None)."""
     try:
         classifier = keras.models.load_model(path, compile=False)
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
         return None, f"not a readable Keras model ({str(error).strip()[:120]})"
     shapes = (tuple(classifier.input_shape), tuple(classifier.output_shape))
+    side = side or shapes[0][1]
     if shapes != ((None, side, side, 3), (None, NUM_ATTRIBUTES)):
         return None, f"maps {shapes[0]} to {shapes[1]}, not {side}x{side} faces to 40 attributes"
     return classifier, None

@@ -11,6 +11,7 @@ what is wrong instead of raising). A numpy array read back is checked with
 * ``STATE``: a checkpoint's ``state.json`` (position, settings, backend);
 * ``CHECKPOINT_MANIFEST``: a checkpoint's ``manifest.json`` (size and SHA-256 per file);
 * ``CACHE_MANIFEST``: a data cache's ``manifest.json``;
+* ``PHOTOS_MANIFEST``: the ``photos.json`` of a root made from photos (photos.py);
 * ``REPORT``: the part of evaluate.py's ``report.json`` that other tools read back;
 * ``READY_CARD``: the shipped ready model's ``ready/synthetic.json`` (ready_model.py).
 
@@ -45,6 +46,7 @@ from config import IMAGE_SIZES, LOSSES
 
 # A file name inside one folder: no separators, no "..", nothing hidden.
 FileName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 _OPERATION = "(" + "|".join(OPERATIONS) + ")"
 Policy = Annotated[str, Field(pattern=rf"^$|^{_OPERATION}(,{_OPERATION})*$")]
 
@@ -100,7 +102,7 @@ class State(BaseModel):
 
 class FileEntry(_Shape):
     bytes: NonNegativeInt
-    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    sha256: Sha256
 
 
 class CheckpointManifest(RootModel[dict[FileName, FileEntry]]):
@@ -111,6 +113,22 @@ class Crop(_Shape):
     left: Annotated[float, Field(ge=0, lt=1)]
     top: Annotated[float, Field(ge=0, lt=1)]
     side: Annotated[float, Field(gt=0, le=1)]
+
+
+Fraction = Annotated[float, Field(ge=0, le=1)]
+
+
+class PhotosManifest(_Shape):
+    version: PositiveInt
+    key: Sha256
+    source: str
+    photos: PositiveInt
+    faces: PositiveInt
+    skipped: dict[str, NonNegativeInt]
+    detector: str
+    classifier: str
+    classifier_sha256: Sha256
+    label_confidence: dict[str, Fraction]
 
 
 class CacheManifest(_Shape):
@@ -127,9 +145,6 @@ class CacheManifest(_Shape):
     skipped: dict[str, NonNegativeInt]
     failed_images: list[str]
     build_seconds: NonNegativeFloat
-
-
-Fraction = Annotated[float, Field(ge=0, le=1)]
 
 
 class ReportSummary(BaseModel):
@@ -153,7 +168,7 @@ class ReadyCard(_Shape):
     epoch: PositiveInt
     command: Annotated[str, Field(min_length=1)]
     evaluation: ReportSummary
-    weights_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    weights_sha256: Sha256
 
 
 STATE = TypeAdapter(State)
@@ -161,6 +176,7 @@ REPORT = TypeAdapter(Report)
 READY_CARD = TypeAdapter(ReadyCard)
 CHECKPOINT_MANIFEST = TypeAdapter(CheckpointManifest)
 CACHE_MANIFEST = TypeAdapter(CacheManifest)
+PHOTOS_MANIFEST = TypeAdapter(PhotosManifest)
 
 
 def read_json(path: Path, schema: TypeAdapter, error: type[CommandError], fix: str) -> Any:
