@@ -143,13 +143,16 @@ def up_to(high: int, check: Callable[[str], int] = positive_int) -> Callable[[st
     return parse
 
 
-def classifier_labels(text: str) -> Path:
-    """``classifier:PATH`` -> PATH, the attribute classifier that labels photos."""
+def attribute_source(text: str) -> Path | str:
+    """``none`` (train without attributes), or ``classifier:PATH`` -> PATH, the
+    attribute classifier that labels photos."""
+    if text == "none":
+        return text
     kind, _, path = text.partition(":")
     if kind != "classifier" or not path:
         raise argparse.ArgumentTypeError(
-            f"{text!r}: give classifier:PATH, PATH an attribute classifier .keras "
-            "(python evaluate.py train-classifier makes one)"
+            f"{text!r}: give none, or classifier:PATH with PATH an attribute classifier "
+            ".keras (python evaluate.py train-classifier makes one)"
         )
     return Path(path)
 

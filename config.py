@@ -54,6 +54,7 @@ class RunSettings:
     cond_bn: bool = True  # attribute-conditioned batch normalisation in G (docs/results.md)
     spectral_norm: bool = False  # spectral normalisation of D's layers
     mode_seeking: float = 0.0  # weight of G's mode-seeking term (models.ModeSeeking); 0 = none
+    conditional: bool = True  # False: --attributes none, both networks blind to attributes
     lr_d: float = 5e-4
     lr_g: float = 5e-4
     data: str | None = None
@@ -72,6 +73,7 @@ class RunSettings:
         "cond_bn",
         "spectral_norm",
         "mode_seeking",
+        "conditional",
     )
 
     def to_json(self) -> dict:
@@ -83,6 +85,8 @@ DEFAULTS = RunSettings()
 
 def _flag(key: str, value) -> str:
     """A setting as the command-line flag that asks for it."""
+    if key == "conditional":
+        return "attributes" if value else "--attributes none"
     flag = "--" + key.replace("_", "-")
     if isinstance(value, bool):
         return flag if value else "--no-" + flag[2:]
@@ -122,6 +126,7 @@ class TrainConfig:
     cond_bn: bool | None = None
     spectral_norm: bool | None = None
     mode_seeking: float | None = None
+    conditional: bool | None = None
     lr: float | None = None  # both learning rates, where lr_d or lr_g is not given
     lr_d: float | None = None
     lr_g: float | None = None

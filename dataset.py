@@ -79,6 +79,13 @@ class DataError(cli.CommandError):
 # ---------------------------------------------------------------------------- layout
 
 
+# The attribute and partition files of each layout a root may have.
+LAYOUTS = {
+    "official": ("list_attr_celeba.txt", "list_eval_partition.txt"),
+    "kaggle": ("list_attr_celeba.csv", "list_eval_partition.csv"),
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class CelebaFiles:
     """Where the parts of one CelebA root are."""
@@ -95,11 +102,7 @@ def find_files(root: str | os.PathLike) -> CelebaFiles:
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: no such directory; pass --data-dir with a CelebA root")
-    layouts = {
-        "official": ("list_attr_celeba.txt", "list_eval_partition.txt"),
-        "kaggle": ("list_attr_celeba.csv", "list_eval_partition.csv"),
-    }
-    found = [name for name, (attr_name, _) in layouts.items() if (root / attr_name).is_file()]
+    found = [name for name, (attr_name, _) in LAYOUTS.items() if (root / attr_name).is_file()]
     if not found:
         raise DataError(
             f"{root}: no list_attr_celeba.txt or list_attr_celeba.csv; "
@@ -108,7 +111,7 @@ def find_files(root: str | os.PathLike) -> CelebaFiles:
             "add --attributes classifier:PATH to dcgan.py"
         )
     layout = found[0]
-    attr_name, part_name = layouts[layout]
+    attr_name, part_name = LAYOUTS[layout]
     image_dir = root / "img_align_celeba"
     if (image_dir / "img_align_celeba").is_dir():
         image_dir = image_dir / "img_align_celeba"
@@ -701,6 +704,11 @@ class CelebaBatches(keras.utils.PyDataset):
 # --------------------------------------------------------------------- default data
 
 
+def has_label_file(root: str | os.PathLike) -> bool:
+    """Whether ``root`` holds a CelebA attribute file (official or Kaggle layout)."""
+    return any((Path(root) / attr_name).is_file() for attr_name, _ in LAYOUTS.values())
+
+
 def resolve_data_dir(data_dir: str | os.PathLike | None, synth_count: int | None = None) -> Path:
     """The data root to use: the given one, CelebA at the default place, or synthetic.
 
@@ -710,9 +718,7 @@ def resolve_data_dir(data_dir: str | os.PathLike | None, synth_count: int | None
     if data_dir is not None:
         find_files(data_dir)
         return Path(data_dir)
-    if (DEFAULT_CELEBA_DIR / "list_attr_celeba.txt").is_file() or (
-        DEFAULT_CELEBA_DIR / "list_attr_celeba.csv"
-    ).is_file():
+    if has_label_file(DEFAULT_CELEBA_DIR):
         return DEFAULT_CELEBA_DIR
     count = synth_count or synth_faces.DEFAULT_COUNT
     print(

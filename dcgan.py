@@ -5,6 +5,7 @@
     python dcgan.py generate --sweep Smiling          # one attribute from off to on
     python dcgan.py serve                             # the web page, on 127.0.0.1:8000
     python dcgan.py --data-dir ~/photos --attributes classifier:faces.keras  # any photos
+    python dcgan.py --data-dir ~/photos --attributes none  # ... without attributes
 
 The method on one screen:
 
@@ -87,11 +88,12 @@ def train_parser() -> argparse.ArgumentParser:
     cli.add_data_dir(parser)
     add(
         "--attributes",
-        type=cli.classifier_labels,
-        metavar="classifier:PATH",
-        help="--data-dir is a folder of photos without labels: find and align its faces "
-        "and label them with this attribute classifier (photos.py; built once, in the "
-        "cache)",
+        type=cli.attribute_source,
+        metavar="{none,classifier:PATH}",
+        help="none: train both networks without attributes (unconditional); "
+        "classifier:PATH: --data-dir is a folder of photos without labels, whose faces "
+        "are found, aligned and labelled by this attribute classifier (photos.py; built "
+        "once, in the cache). A folder of photos takes either",
     )
     add(
         "--image-size",
@@ -334,10 +336,15 @@ def serve_parser() -> argparse.ArgumentParser:
 
 def train(args: argparse.Namespace) -> int:
     settings = {**vars(args), "out": Path(args.out)}
-    classifier = settings.pop("attributes")
-    if classifier is not None:
-        if args.data_dir is None:
-            raise cli.UsageError("--attributes labels a folder of photos: give it as --data-dir")
+    source = settings.pop("attributes")
+    if source == "none":
+        settings["conditional"] = False
+    if isinstance(source, Path) and args.data_dir is None:
+        raise cli.UsageError(
+            "--attributes classifier:PATH labels a folder of photos: give it as --data-dir"
+        )
+    if source is not None and args.data_dir and not dataset.has_label_file(args.data_dir):
+        classifier = source if isinstance(source, Path) else None
         root = photos.prepared(Path(args.data_dir), classifier, dataset.default_cache_root())
         settings["data_dir"] = str(root)
     training.train(TrainConfig(**settings))

@@ -47,19 +47,30 @@ class FaceModel:
     (``ready``); ``open`` chooses as the commands do."""
 
     def __init__(
-        self, generator: keras.Model, noise_dim: int, epoch: int, rows: np.ndarray, source: str
+        self,
+        generator: keras.Model,
+        noise_dim: int,
+        epoch: int,
+        rows: np.ndarray,
+        source: str,
+        conditional: bool = True,
     ) -> None:
         self.generator, self.noise_dim, self.epoch = generator, noise_dim, epoch
-        self.attribute_rows, self.source = rows, source
+        self.attribute_rows, self.source, self.conditional = rows, source, conditional
         self.shape: tuple[int, int, int] = generator.output_shape[1:]  # one face
 
     @classmethod
     def checkpoint(cls, path: str | Path, raw: bool = False) -> FaceModel:
         """The generator average where the run keeps one and not ``raw``."""
         saved = runs.load_checkpoint(runs.find_checkpoint(path), compile=False)
-        noise_dim = saved.state["settings"]["noise_dim"]
+        settings, epoch = saved.state["settings"], saved.state["epoch"]
         return cls(
-            saved.faces(raw), noise_dim, saved.state["epoch"], saved.attribute_rows, str(path)
+            saved.faces(raw),
+            settings["noise_dim"],
+            epoch,
+            saved.attribute_rows,
+            str(path),
+            settings["conditional"],
         )
 
     @classmethod
@@ -95,12 +106,22 @@ class Request:
         self.model = model
         self.sampler = AttributeSampler("spec", model.attribute_rows, attrs)
         self.spec = format_spec(self.sampler.settings) or "(data distribution)"
+        if self.sampler.settings:
+            self.need_attributes("an attribute request")
         self.note = (
             None
             if self.sampler.supported
             else f"no training face has all of {self.spec}; the other attributes are "
             "drawn from all faces"
         )
+
+    def need_attributes(self, what: str) -> None:
+        """Refuse ``what`` in one line when the model was trained without attributes."""
+        if not self.model.conditional:
+            raise SpecError(
+                f"{self.model.source} was trained without attributes (--attributes none), "
+                f"so it takes no {what}; ask for faces alone, or train with attributes"
+            )
 
     def draw(self, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """(attributes, noise) of the ``count`` faces for ``seed``."""
@@ -200,6 +221,7 @@ class Strip(NamedTuple):
 def flips(request: Request, names: list[str], count: int, seed: int) -> Strip:
     """The request's faces for ``seed``, then the same faces with each attribute of
     ``names`` switched."""
+    request.need_attributes("--flip")
     base, noise = request.draw(count, seed)
     columns = [base] + [flipped(base, name) for name in names]
     inputs = np.concatenate([np.concatenate([c, noise], axis=1) for c in columns])
@@ -210,6 +232,7 @@ def flips(request: Request, names: list[str], count: int, seed: int) -> Strip:
 def sweep(request: Request, name: str, count: int, seed: int, frames: int) -> Strip:
     """The request's faces for ``seed`` with attribute ``name`` at strengths 0 to 1, all
     else the same."""
+    request.need_attributes("--sweep")
     asked = list(parse_spec(name))
     if len(asked) != 1:
         raise SpecError(f"--sweep takes one attribute, not {name!r}")
@@ -229,6 +252,7 @@ def interpolation(request: Request, target: str, count: int, seed: int, frames: 
         end = request.draw(count, int(target))
         title = f"{request.spec}: seed {seed} to seed {int(target)}"
     else:
+        request.need_attributes("interpolation to attributes")
         change = parse_spec(target)
         end = forced(start[0], change), start[1]
         title = f"{request.spec}: to {format_spec(change)}"

@@ -37,14 +37,20 @@ def _upsamples(image_size: int) -> int:
 
 
 def build_generator(
-    image_size: int = 64, noise_dim: int = 64, width: int = 32, cond_bn: bool = False
+    image_size: int = 64,
+    noise_dim: int = 64,
+    width: int = 32,
+    cond_bn: bool = False,
+    conditional: bool = True,
 ) -> keras.Model:
     """[attributes | noise] -> RGB image in [-1, 1], upscaling from 4x4. With
     ``cond_bn``, every batch normalisation's scale and shift are the attributes'
-    (``AttributeModulation``) instead of one learnt pair per channel."""
+    (``AttributeModulation``) instead of one learnt pair per channel. Not
+    ``conditional``: the attribute bits are cut off at the input (``Unconditioned``)."""
     steps = _upsamples(image_size)
     channels = [width * 2 ** min(3, steps - 1 - i) for i in range(steps)]
-    inputs = keras.Input((NUM_ATTRIBUTES + noise_dim,), name="attribute_noise")
+    given = keras.Input((NUM_ATTRIBUTES + noise_dim,), name="attribute_noise")
+    inputs = given if conditional else Unconditioned(name="unconditioned")(given)
 
     def normalise(x):
         # momentum 0.8: the inference-mode statistics used for D's fakes and for
@@ -58,7 +64,21 @@ def build_generator(
         x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False)(x)
         x = normalise(x)
     image = layers.Conv2DTranspose(3, 4, strides=2, padding="same", activation="tanh")(x)
-    return keras.Model(inputs, image, name="generator")
+    return keras.Model(given, image, name="generator")
+
+
+@keras.saving.register_keras_serializable(package="models")
+class Unconditioned(layers.Layer):
+    """Its input with the first 40 columns, the attribute bits, set to 0: the network
+    after it is the same function whatever attributes it is given (``--attributes
+    none``), while its signature, and everything that calls it, stays one shape."""
+
+    def call(self, x):
+        keep = np.arange(x.shape[-1]) >= NUM_ATTRIBUTES
+        return x * ops.convert_to_tensor(keep.astype(np.float32), dtype=x.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
 
 
 @keras.saving.register_keras_serializable(package="models")
@@ -89,7 +109,16 @@ class AttributeModulation(layers.Layer):
 # Registered under "dcgan", where these layers lived first: saved checkpoints name them so.
 @keras.saving.register_keras_serializable(package="dcgan")
 class Projection(layers.Layer):
-    """The attribute term of a projection discriminator: sum((V (2a - 1)) * phi)."""
+    """The attribute term of a projection discriminator: sum((V (2a - 1)) * phi). Not
+    ``conditional``, a in it is 0 whatever attributes it is given: the term is then
+    one more linear function of phi, and the discriminator unconditional."""
+
+    def __init__(self, conditional: bool = True, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.conditional = conditional
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "conditional": self.conditional}
 
     def build(self, input_shapes):
         (_, features), (_, attributes) = input_shapes
@@ -99,6 +128,8 @@ class Projection(layers.Layer):
 
     def call(self, inputs):
         phi, attributes = inputs
+        if not self.conditional:
+            attributes = ops.zeros_like(attributes)
         signed = 2.0 * attributes - 1.0  # absent attributes count too
         return ops.sum(ops.matmul(signed, self.embedding) * phi, axis=-1, keepdims=True)
 
@@ -159,7 +190,7 @@ class MinibatchStdDev(layers.Layer):
 
 
 def build_discriminator(
-    image_size: int = 64, width: int = 32, spectral_norm: bool = False
+    image_size: int = 64, width: int = 32, spectral_norm: bool = False, conditional: bool = True
 ) -> keras.Model:
     """(image, attributes) -> {"face": one face/no-face logit that depends on both,
     "attributes": 40 logits of what the image shows, from the image alone}.
@@ -168,7 +199,8 @@ def build_discriminator(
     ``keras.layers.SpectralNormalization`` (Miyato et al. 2018). That layer divides
     its kernel by its largest singular value in training mode, and on TensorFlow
     writes the result back into the kernel, so there G's step through the frozen
-    discriminator re-normalises its kernels too (tests/test_models.py bounds it)."""
+    discriminator re-normalises its kernels too (tests/test_models.py bounds it). Not
+    ``conditional``, the projection ignores the attributes (``Projection``)."""
     steps = _upsamples(image_size)
 
     def normalised(layer, name=None):
@@ -184,7 +216,10 @@ def build_discriminator(
         x = layers.LeakyReLU(0.2)(x)
     phi = layers.Flatten(name="features")(x)
     face_logit = layers.Dense(1, name=None if spectral_norm else "face_logit")
-    logit, projection = normalised(face_logit, "face_logit"), Projection(name="projection")
+    logit, projection = (
+        normalised(face_logit, "face_logit"),
+        Projection(conditional, name="projection"),
+    )
     face = layers.Add(name="face_score")([logit(phi), projection([phi, attributes])])
     shown = layers.Dense(NUM_ATTRIBUTES, name="attribute_head")(phi)
     return keras.Model(
@@ -258,35 +293,50 @@ def compile_models(
     lr_g: float,
     beta1: float,
     loss: str = "bce",
+    conditional: bool = True,
 ) -> None:
     """Two Adams, each with its own learning rate (TTUR, Heusel et al. 2017): one trains
     D (compiled into D too, so that saving D saves its state), one trains G (in G and
     the stacked model, likewise)."""
     d_optimizer = keras.optimizers.Adam(lr_d, beta_1=beta1)
     discriminator.compile(d_optimizer, losses(loss))
-    compile_d_trainer(d_trainer, d_optimizer, loss)
+    compile_d_trainer(d_trainer, d_optimizer, loss, conditional)
     g_optimizer = keras.optimizers.Adam(lr_g, beta_1=beta1)
     generator.compile(g_optimizer, loss="mse")
-    compile_gan(gan, g_optimizer, discriminator, loss)
+    compile_gan(gan, g_optimizer, discriminator, loss, conditional)
 
 
-def compile_d_trainer(d_trainer, optimizer, loss: str = "bce") -> None:
+def _weights(names, conditional: bool) -> dict[str, float] | None:
+    """Each loss's weight (None: all 1). Without attributes, the attribute head's and
+    the wrong-attribute pairs' count for nothing: there is nothing to tell apart."""
+    if conditional:
+        return None
+    return {name: float(name in ("face", "mode_seeking")) for name in names}
+
+
+def compile_d_trainer(d_trainer, optimizer, loss: str = "bce", conditional: bool = True) -> None:
     """Every loss a mean over the batch's rows with sample weights (Keras' default), so
     a real, a generated and a wrong-attribute pair weigh the same in D's loss."""
     chosen = losses(loss)
+    chosen["mismatch"] = chosen["face"]
     accuracy = {
         name: [keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy")]
         for name in ("face", "mismatch")
     }
-    d_trainer.compile(optimizer, {**chosen, "mismatch": chosen["face"]}, weighted_metrics=accuracy)
+    d_trainer.compile(
+        optimizer,
+        chosen,
+        loss_weights=_weights(chosen, conditional),
+        weighted_metrics=accuracy,
+    )
 
 
-def compile_gan(gan, optimizer, discriminator, loss: str = "bce") -> None:
+def compile_gan(gan, optimizer, discriminator, loss: str = "bce", conditional: bool = True) -> None:
     chosen = losses(loss)
     if "mode_seeking" in gan.output:
         chosen["mode_seeking"] = own_value
     set_trainable(discriminator, False)
-    gan.compile(optimizer, chosen)
+    gan.compile(optimizer, chosen, loss_weights=_weights(chosen, conditional))
     set_trainable(discriminator, True)
 
 

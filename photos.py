@@ -3,6 +3,9 @@
     python photos.py ~/Pictures/faces --out data/myfaces --classifier PATH.keras
     python dcgan.py --data-dir data/myfaces
 
+``dcgan.py --data-dir FOLDER --attributes classifier:PATH`` (or ``none``) builds the
+same root in the cache (``prepared``) and trains on it.
+
 * JPEG, PNG and WebP files are found recursively, decoded with Pillow (EXIF rotation
   applied; past Pillow's decompression-bomb limit an image is skipped unread);
 * faces are found by MTCNN (the ``mtcnn`` package, whose weights ship inside its
@@ -17,7 +20,8 @@
   trained on CelebA or on the synthetic set: ``--classifier``): an attribute is on
   where its probability passes 0.5. Each face's probabilities go to
   ``photos.csv`` (beside its source path and detection confidence) and the mean
-  confidence per attribute (|2p - 1|) to ``photos.json``, the manifest.
+  confidence per attribute (|2p - 1|) to ``photos.json``, the manifest. Without a
+  classifier (``--attributes none``) every attribute is written absent.
 
 The root (``img_align_celeba/``, ``list_attr_celeba.txt``, the manifest) is built in a
 staging folder and renamed into place whole. What this module is not: the reader of
@@ -151,8 +155,11 @@ def pseudo_labels(classifier, faces: list[Face]) -> np.ndarray:
     return classifier.predict(pixels.to_float(crops), batch_size=256, verbose=0)
 
 
-def write_root(out: Path, faces: list[Face], probabilities: np.ndarray, manifest: dict) -> None:
-    """The official CelebA layout with the pseudo-labels, and the manifest, in whole."""
+def write_root(
+    out: Path, faces: list[Face], probabilities: np.ndarray | None, manifest: dict
+) -> None:
+    """The official CelebA layout with the pseudo-labels (every attribute absent
+    without ``probabilities``), and the manifest, in whole."""
     names = [f"{i:06d}.jpg" for i in range(1, len(faces) + 1)]
     with atomic.building(out) as staging:
         (staging / "img_align_celeba").mkdir()
@@ -161,11 +168,15 @@ def write_root(out: Path, faces: list[Face], probabilities: np.ndarray, manifest
             cv2.imwrite(
                 str(staging / "img_align_celeba" / name), bgr, [cv2.IMWRITE_JPEG_QUALITY, 95]
             )
+        unlabelled = probabilities is None
+        if unlabelled:
+            probabilities = np.zeros((len(faces), len(ATTRIBUTES)), np.float32)
         signs = np.where(probabilities > 0.5, 1, -1)
         rows = [name + "".join(f"{v:3d}" for v in row) for name, row in zip(names, signs)]
         text = "\n".join([str(len(names)), " ".join(ATTRIBUTES), *rows]) + "\n"
         (staging / "list_attr_celeba.txt").write_text(text)
-        table = pd.DataFrame(probabilities.round(4), columns=list(ATTRIBUTES))
+        columns = [] if unlabelled else list(ATTRIBUTES)
+        table = pd.DataFrame(probabilities.round(4)[:, : len(columns)], columns=columns)
         table.insert(0, "detection_confidence", [round(f.confidence, 4) for f in faces])
         table.insert(0, "source", [f.source for f in faces])
         table.insert(0, "name", names)
@@ -173,9 +184,10 @@ def write_root(out: Path, faces: list[Face], probabilities: np.ndarray, manifest
         (staging / "photos.json").write_text(json.dumps(manifest, indent=2))
 
 
-def prepared(source: Path, classifier_path: Path, cache_root: Path) -> Path:
-    """The root made from the photos of ``source`` and ``classifier_path``'s labels, in
-    ``cache_root``: built the first time, then reused while neither has changed."""
+def prepared(source: Path, classifier_path: Path | None, cache_root: Path) -> Path:
+    """The root made from the photos of ``source`` and ``classifier_path``'s labels
+    (None: unlabelled), in ``cache_root``: built the first time, then reused while
+    neither has changed."""
     paths, classifier = _inputs(source, classifier_path)
     key = _key(source, paths, classifier_path)
     out = cache_root / f"photos-{source.resolve().name}-{key[:10]}"
@@ -190,7 +202,7 @@ def prepared(source: Path, classifier_path: Path, cache_root: Path) -> Path:
     return out
 
 
-def build(source: Path, out: Path, classifier_path: Path) -> str:
+def build(source: Path, out: Path, classifier_path: Path | None) -> str:
     """Find, align and pseudo-label the faces of ``source`` into the root ``out``;
     returns the one summary line."""
     if out.exists() and any(out.iterdir()):
@@ -201,30 +213,42 @@ def build(source: Path, out: Path, classifier_path: Path) -> str:
     )
 
 
-def _inputs(source: Path, classifier_path: Path) -> tuple[list[Path], object]:
-    """The photos of ``source`` and the classifier, or the one line on what is wrong."""
+def _inputs(source: Path, classifier_path: Path | None) -> tuple[list[Path], object]:
+    """The photos of ``source`` and the classifier (None without one), or the one line
+    on what is wrong."""
     paths = find_photos(source)
     if not paths:
         raise dataset.DataError(f"{source}: no .jpg, .jpeg, .png or .webp files in it")
+    if classifier_path is None:
+        return paths, None
     classifier, problem = evaluate.load_classifier(classifier_path)
     if problem:
         raise cli.UsageError(f"classifier {classifier_path}: {problem}; give a trained one")
     return paths, classifier
 
 
-def _key(source: Path, paths: list[Path], classifier_path: Path) -> str:
+def _key(source: Path, paths: list[Path], classifier_path: Path | None) -> str:
     """What the root depends on: each photo's path, size and time, the classifier's
     bytes and this code's version."""
     digest = hashlib.sha256(f"photos v{VERSION}\n".encode())
     for path in paths:
         stat = path.stat()
         digest.update(f"{path.relative_to(source)}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
-    digest.update(hashlib.sha256(classifier_path.read_bytes()).digest())
+    digest.update(_sha256(classifier_path).encode() if classifier_path else b"unlabelled")
     return digest.hexdigest()
 
 
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def _build(
-    source: Path, paths: list[Path], classifier, classifier_path: Path, out: Path, key: str
+    source: Path,
+    paths: list[Path],
+    classifier,
+    classifier_path: Path | None,
+    out: Path,
+    key: str,
 ) -> str:
     """The root ``out`` from ``paths``; its one summary line."""
     from mtcnn import MTCNN  # TensorFlow starts here, not when the module loads
@@ -232,8 +256,11 @@ def _build(
     faces, skipped = faces_in(paths, source, MTCNN(device="CPU:0"))
     if not faces:
         raise dataset.DataError(f"{source}: none of the {len(paths)} photos has a detectable face")
-    probabilities = pseudo_labels(classifier, faces)
-    confidence = np.abs(2 * probabilities - 1)
+    probabilities = None if classifier is None else pseudo_labels(classifier, faces)
+    confidence = {}
+    if probabilities is not None:
+        mean = np.abs(2 * probabilities - 1).mean(0).round(4).tolist()
+        confidence = dict(zip(ATTRIBUTES, mean))
     manifest = {
         "version": VERSION,
         "key": key,
@@ -242,9 +269,9 @@ def _build(
         "faces": len(faces),
         "skipped": dict(sorted(skipped.items())),
         "detector": f"mtcnn, most confident face >= {MIN_CONFIDENCE}, aligned to CelebA",
-        "classifier": str(classifier_path.resolve()),
-        "classifier_sha256": hashlib.sha256(classifier_path.read_bytes()).hexdigest(),
-        "label_confidence": dict(zip(ATTRIBUTES, confidence.mean(0).round(4).tolist())),
+        "classifier": str(classifier_path.resolve()) if classifier_path else None,
+        "classifier_sha256": _sha256(classifier_path) if classifier_path else None,
+        "label_confidence": confidence,
     }
     write_root(out, faces, probabilities, manifest)
     counts = dataset.skipped_text(manifest["skipped"])
@@ -257,9 +284,8 @@ def parser() -> argparse.ArgumentParser:
     parse.add_argument("--out", required=True, help="new or empty folder for the CelebA root")
     parse.add_argument(
         "--classifier",
-        required=True,
-        help="attribute classifier .keras that pseudo-labels the faces "
-        "(python evaluate.py train-classifier makes one)",
+        help="attribute classifier .keras that pseudo-labels the faces (python "
+        "evaluate.py train-classifier makes one); without it, no attribute is on",
     )
     return parse
 
@@ -270,8 +296,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _command(args: argparse.Namespace) -> int:
-    print(build(Path(args.source), Path(args.out), Path(args.classifier)))
-    print(f"next: python dcgan.py --data-dir {args.out} --epochs 1")
+    classifier = Path(args.classifier) if args.classifier else None
+    print(build(Path(args.source), Path(args.out), classifier))
+    unlabelled = "" if classifier else " --attributes none"
+    print(f"next: python dcgan.py --data-dir {args.out}{unlabelled} --epochs 1")
     return 0
 
 

@@ -96,7 +96,9 @@ def load(folder: Path = READY) -> Ready:
     if hashlib.sha256(content).hexdigest() != card["weights_sha256"]:
         raise ReadyModelError(f"{weights}: its SHA-256 is not the card's; {fix}")
     s = card["settings"]
-    generator = models.build_generator(s["image_size"], s["noise_dim"], s["width"], s["cond_bn"])
+    generator = models.build_generator(
+        s["image_size"], s["noise_dim"], s["width"], s["cond_bn"], s["conditional"]
+    )
     with np.load(weights, allow_pickle=False) as arrays:
         shipped = [arrays[f"w{i:03d}"] for i in range(len(generator.weights))]
         rows = np.unpackbits(arrays["attributes"], axis=1, count=NUM_ATTRIBUTES)

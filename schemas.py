@@ -73,6 +73,7 @@ class Settings(_Shape):
     cond_bn: bool = False
     spectral_norm: bool = False
     mode_seeking: NonNegativeFloat = 0.0
+    conditional: bool = True
     lr_d: PositiveFloat | None = None
     lr_g: PositiveFloat | None = None
     lr: PositiveFloat | None = None  # before the two rates: one for both
@@ -126,8 +127,8 @@ class PhotosManifest(_Shape):
     faces: PositiveInt
     skipped: dict[str, NonNegativeInt]
     detector: str
-    classifier: str
-    classifier_sha256: Sha256
+    classifier: str | None  # None: unlabelled (every attribute absent), --attributes none
+    classifier_sha256: Sha256 | None
     label_confidence: dict[str, Fraction]
 
 

@@ -231,8 +231,12 @@ class Trainer:
         if self.chief:
             runs.clear_history(self.run_dir)
         keras.utils.set_random_seed(self.seed)
-        self.generator = models.build_generator(s.image_size, s.noise_dim, s.width, s.cond_bn)
-        self.discriminator = models.build_discriminator(s.image_size, s.width, s.spectral_norm)
+        self.generator = models.build_generator(
+            s.image_size, s.noise_dim, s.width, s.cond_bn, s.conditional
+        )
+        self.discriminator = models.build_discriminator(
+            s.image_size, s.width, s.spectral_norm, s.conditional
+        )
         self.d_trainer = models.build_d_trainer(self.discriminator, s.augment)
         self.gan = models.build_gan(self.generator, self.discriminator, s.augment, s.mode_seeking)
         self.average = averaging.GeneratorAverage(self.generator) if s.ema_kimg else None
@@ -245,6 +249,7 @@ class Trainer:
             s.lr_g,
             s.beta1,
             s.loss,
+            s.conditional,
         )
         self.probe_inputs = make_probes(self.attribute_rows, s.noise_dim, self.seed)
         self.position = (0, 0)
@@ -267,12 +272,14 @@ class Trainer:
                 f"{folder}: written by an older dcgan.py whose discriminator layers are not "
                 "named; start a new run (another --out)"
             ) from None
-        loss = self.settings.loss
-        models.compile_d_trainer(self.d_trainer, self.discriminator.optimizer, loss)
+        loss, conditional = self.settings.loss, self.settings.conditional
+        models.compile_d_trainer(self.d_trainer, self.discriminator.optimizer, loss, conditional)
         self.gan = models.build_gan(
             self.generator, self.discriminator, policy, self.settings.mode_seeking
         )
-        models.compile_gan(self.gan, self.generator.optimizer, self.discriminator, loss)
+        models.compile_gan(
+            self.gan, self.generator.optimizer, self.discriminator, loss, conditional
+        )
         self.set_learning_rates(self.settings.lr_d, self.settings.lr_g)
         self.position = (state["epoch"], state.get("step", 0))
         self.best = -np.inf if state.get("best") is None else state["best"]
@@ -445,7 +452,8 @@ class Trainer:
     def _draw_samples(self, epoch: int) -> Path:
         grid = self.run_dir / "samples" / f"epoch-{epoch + 1:04d}.png"
         images = self.faces.predict_on_batch(self.probe_inputs)
-        figures.save_grid(images, list(PROBE_SPECS), grid, f"epoch {epoch + 1}")
+        labels = list(PROBE_SPECS) if self.settings.conditional else [""] * len(PROBE_SPECS)
+        figures.save_grid(images, labels, grid, f"epoch {epoch + 1}")
         return grid
 
     def _log_epoch(

@@ -184,3 +184,45 @@ def test_mode_seeking_pushes_the_faces_of_one_attribute_vector_apart():
         faces = np.asarray(generator(batches[0][0], training=True))
         gaps[weight] = np.abs(faces[:8] - faces[8:]).mean()
     assert gaps[1.0] > 1.3 * gaps[0.0]
+
+
+def test_without_attributes_neither_network_sees_them_and_their_losses_count_nothing(tmp_path):
+    """--attributes none: G's faces and D's scores are the same whatever attributes
+    they are given, the attribute head is left as it was by both steps, and it all
+    survives a save (the conditioned networks, the control, do see them)."""
+    rng = np.random.default_rng(4)
+    generator = models.build_generator(32, noise_dim=8, width=8, cond_bn=True, conditional=False)
+    discriminator = models.build_discriminator(32, width=8, conditional=False)
+    d_trainer = models.build_d_trainer(discriminator)
+    gan = models.build_gan(generator, discriminator)
+    models.compile_models(generator, discriminator, d_trainer, gan, 1e-3, 1e-3, 0.5, "bce", False)
+    d_real, (fakes, asked), g_batch = small_batches(rng)
+    head = discriminator.get_layer("attribute_head")
+    before = weights(head)
+    for _ in range(2):
+        d0 = weights(discriminator)
+        models.train_step(
+            discriminator,
+            d_trainer,
+            gan,
+            dataGens.discriminator_batch(d_real, fakes, asked),
+            g_batch,
+        )
+        assert changed(d0, weights(discriminator))
+    assert not changed(before, weights(head))
+    generator.save(tmp_path / "g.keras")
+    discriminator.save(tmp_path / "d.keras")
+    loaded_g = keras.models.load_model(tmp_path / "g.keras", compile=False)
+    loaded_d = keras.models.load_model(tmp_path / "d.keras", compile=False)
+    noise = rng.standard_normal((4, 8), dtype=np.float32)
+    images = rng.uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)
+    one, other = (rng.integers(0, 2, (4, 40)).astype(np.float32) for _ in range(2))
+    for g, d in ((generator, discriminator), (loaded_g, loaded_d)):
+        faces = [g.predict_on_batch(np.concatenate([a, noise], 1)) for a in (one, other)]
+        np.testing.assert_array_equal(*faces)
+        scores = [d.predict_on_batch([images, a])["face"] for a in (one, other)]
+        np.testing.assert_array_equal(*scores)
+    seeing_g, seeing_d, _, _ = lever_models()
+    faces = [seeing_g.predict_on_batch(np.concatenate([a, noise], 1)) for a in (one, other)]
+    assert not np.allclose(*faces)
+    assert not np.allclose(*[seeing_d.predict_on_batch([images, a])["face"] for a in (one, other)])

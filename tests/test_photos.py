@@ -1,6 +1,7 @@
 """photos.py: a folder of photos the project has never seen, with no label files,
 becomes a CelebA root: faces found and aligned as CelebA's, photos without a face
-counted, pseudo-labels from the classifier, and the root trains."""
+counted, pseudo-labels from the classifier, and dcgan.py trains on the folder itself,
+with those labels or without attributes."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import dcgan
 import evaluate
 import photos
 import pixels
+import runs
 from attributes import ATTRIBUTES
 
 pytest.importorskip("mtcnn", reason="mtcnn (requirements.txt) finds the faces")
@@ -197,3 +199,28 @@ def test_bad_input_is_one_line_and_writes_nothing(folder, classifier_file, tmp_p
         assert result.returncode == 2, result.stderr
         assert result.stderr.strip().splitlines()[-1].startswith("error: ")
         assert message in result.stderr and not out.exists()
+
+
+def test_dcgan_trains_on_the_folder_without_attributes(folder, tmp_path, capsys):
+    """--attributes none: no classifier, every attribute absent in the root, a run
+    saved as unconditional whose faces come alone and whose attribute requests are
+    refused in one line."""
+    cache, run = tmp_path / "cache", tmp_path / "run"
+    argv = [*tiny_run(folder, run, steps=1), "--attributes", "none", "--batch-size", "8"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FACEGAN_CACHE_DIR", str(cache))
+        assert dcgan.main(argv) == 0
+    (manifest,) = cache.glob("photos-*/photos.json")
+    assert json.loads(manifest.read_text())["classifier"] is None
+    assert not dataset.read_attributes(manifest.parent / "list_attr_celeba.txt").to_numpy().any()
+    assert runs.read_state(runs.find_checkpoint(run))["settings"]["conditional"] is False
+    faces = ["generate", "--checkpoint", str(run), "--count", "4"]
+    assert dcgan.main([*faces, "--out", str(tmp_path / "faces")]) == 0
+    assert len(list((tmp_path / "faces").glob("face-*.png"))) == 4
+    for asked in (["--attrs", "Smiling"], ["--flip", "Smiling"], ["--sweep", "Smiling"]):
+        out = tmp_path / "refused"
+        result = run_script("dcgan.py", *faces, *asked, "--out", str(out))
+        assert result.returncode == 2, result.stderr
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.startswith("error: ") and "trained without attributes" in last
+        assert not out.exists()
