@@ -63,13 +63,19 @@ PROBE_COLUMNS = 8
 UNTIL_TIME_RUNS_OUT = sys.maxsize  # the last epoch of a run bounded by minutes only
 
 
-def make_probes(sampler_data: np.ndarray, noise_dim: int, seed: int) -> np.ndarray:
-    """Fixed grid inputs: one attribute row per probe spec, one noise per column."""
+def make_probes(
+    sampler_data: np.ndarray, noise_dim: int, seed: int, conditional: bool = True
+) -> np.ndarray:
+    """Fixed grid inputs: one attribute row per probe spec, one noise per column; not
+    ``conditional``, where the rows would be the same faces, a noise per face."""
     rng = np.random.default_rng([seed, 99])
     rows = [AttributeSampler("spec", sampler_data, spec).sample(1, rng)[0] for spec in PROBE_SPECS]
     attrs = np.repeat(np.stack(rows), PROBE_COLUMNS, axis=0)
-    noise = sample_noise(PROBE_COLUMNS, noise_dim, rng)
-    return np.concatenate([attrs, np.tile(noise, (len(PROBE_SPECS), 1))], axis=1)
+    if conditional:
+        noise = np.tile(sample_noise(PROBE_COLUMNS, noise_dim, rng), (len(PROBE_SPECS), 1))
+    else:
+        noise = sample_noise(len(attrs), noise_dim, rng)
+    return np.concatenate([attrs, noise], axis=1)
 
 
 class StopSignal:
@@ -251,7 +257,7 @@ class Trainer:
             s.loss,
             s.conditional,
         )
-        self.probe_inputs = make_probes(self.attribute_rows, s.noise_dim, self.seed)
+        self.probe_inputs = make_probes(self.attribute_rows, s.noise_dim, self.seed, s.conditional)
         self.position = (0, 0)
         self._wire()
 

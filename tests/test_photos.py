@@ -213,7 +213,10 @@ def test_dcgan_trains_on_the_folder_without_attributes(folder, tmp_path, capsys)
     (manifest,) = cache.glob("photos-*/photos.json")
     assert json.loads(manifest.read_text())["classifier"] is None
     assert not dataset.read_attributes(manifest.parent / "list_attr_celeba.txt").to_numpy().any()
-    assert runs.read_state(runs.find_checkpoint(run))["settings"]["conditional"] is False
+    checkpoint = runs.find_checkpoint(run)
+    assert runs.read_state(checkpoint)["settings"]["conditional"] is False
+    probes = runs.load_checkpoint(checkpoint, compile=False).probes
+    assert len(np.unique(probes[:, 40:], axis=0)) == len(probes)  # a noise per grid face
     faces = ["generate", "--checkpoint", str(run), "--count", "4"]
     assert dcgan.main([*faces, "--out", str(tmp_path / "faces")]) == 0
     assert len(list((tmp_path / "faces").glob("face-*.png"))) == 4
