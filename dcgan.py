@@ -339,11 +339,13 @@ def train(args: argparse.Namespace) -> int:
     source = settings.pop("attributes")
     if source == "none":
         settings["conditional"] = False
-    if isinstance(source, Path) and args.data_dir is None:
+    photo_folder = args.data_dir is not None and not dataset.has_label_file(args.data_dir)
+    if isinstance(source, Path) and not photo_folder:
         raise cli.UsageError(
-            "--attributes classifier:PATH labels a folder of photos: give it as --data-dir"
+            "--attributes classifier:PATH labels a folder of photos without label files: "
+            f"give one as --data-dir (not {args.data_dir or 'the default data'}, which has labels)"
         )
-    if source is not None and args.data_dir and not dataset.has_label_file(args.data_dir):
+    if source is not None and photo_folder:
         classifier = source if isinstance(source, Path) else None
         root = photos.prepared(Path(args.data_dir), classifier, dataset.default_cache_root())
         settings["data_dir"] = str(root)

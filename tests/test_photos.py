@@ -170,6 +170,15 @@ def test_a_changed_folder_or_damaged_root_is_built_again(folder, classifier_file
     assert grown != root and len(pd.read_csv(grown / "photos.csv")) == 3
 
 
+def test_a_labelled_root_refuses_a_classifier(built, classifier_file, tmp_path):
+    out, _ = built
+    labels = ("--attributes", f"classifier:{classifier_file}")
+    result = run_script("dcgan.py", *tiny_run(out, tmp_path / "run", steps=1), *labels)
+    assert result.returncode == 2
+    assert "which has labels" in result.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_photo_folder_without_attributes_says_how(folder, tmp_path):
     result = run_script("dcgan.py", *tiny_run(folder, tmp_path / "run", steps=1))
     assert result.returncode == 2
