@@ -407,12 +407,19 @@ def decode_face(path: str | os.PathLike, image_size: int) -> tuple[np.ndarray | 
         return None, UNDECODABLE
     if image is None:
         return None, UNDECODABLE
+    # BGR -> RGB after the resize, where it is cheap
+    return crop_face(image, image_size)[..., ::-1], ""
+
+
+def crop_face(
+    image: np.ndarray, image_size: int, interpolation: int = cv2.INTER_LINEAR
+) -> np.ndarray:
+    """The face crop (``crop_box``) of a decoded image, resized to image_size square."""
     height, width = image.shape[:2]
     left, top, side = crop_box(width, height)
     top, left = min(top, height - side), min(left, width - side)
     face = image[top : top + side, left : left + side]
-    face = cv2.resize(face, (image_size, image_size), interpolation=cv2.INTER_LINEAR)
-    return face[..., ::-1], ""  # BGR -> RGB after the resize, where it is cheap
+    return cv2.resize(face, (image_size, image_size), interpolation=interpolation)
 
 
 def _fingerprint(index: Index, image_size: int) -> str:

@@ -141,17 +141,7 @@ def faces_in(paths: list[Path], source: Path, detector) -> tuple[list[Face], Cou
 def pseudo_labels(classifier, faces: list[Face]) -> np.ndarray:
     """(n, 40) the classifier's probabilities on each face's usual crop."""
     side = classifier.input_shape[1]
-    left, top, size = dataset.crop_box(*ALIGNED_SIZE)
-    crops = np.stack(
-        [
-            cv2.resize(
-                f.image[top : top + size, left : left + size],
-                (side, side),
-                interpolation=cv2.INTER_AREA,
-            )
-            for f in faces
-        ]
-    )
+    crops = np.stack([dataset.crop_face(f.image, side, cv2.INTER_AREA) for f in faces])
     return classifier.predict(pixels.to_float(crops), batch_size=256, verbose=0)
 
 
@@ -188,17 +178,16 @@ def prepared(source: Path, classifier_path: Path | None, cache_root: Path) -> Pa
     """The root made from the photos of ``source`` and ``classifier_path``'s labels
     (None: unlabelled), in ``cache_root``: built the first time, then reused while
     neither has changed."""
-    paths, classifier = _inputs(source, classifier_path)
-    key = _key(source, paths, classifier_path)
-    out = cache_root / f"photos-{source.resolve().name}-{key[:10]}"
+    plan = _plan(source, classifier_path)
+    out = cache_root / f"photos-{source.resolve().name}-{plan.key[:10]}"
     if out.is_dir():
         manifest, problem = schemas.parse_json(out / "photos.json", schemas.PHOTOS_MANIFEST)
-        if problem is None and manifest["key"] == key:
+        if problem is None and manifest["key"] == plan.key:
             print(f"{out}: the faces of {source}, found before", file=sys.stderr)
             return out
         print(f"{out}: {problem or 'of other photos'}; building it again", file=sys.stderr)
         shutil.rmtree(out)
-    print(_build(source, paths, classifier, classifier_path, out, key), file=sys.stderr)
+    print(_build(plan, out), file=sys.stderr)
     return out
 
 
@@ -207,55 +196,56 @@ def build(source: Path, out: Path, classifier_path: Path | None) -> str:
     returns the one summary line."""
     if out.exists() and any(out.iterdir()):
         raise cli.UsageError(f"--out {out}: already holds files; choose a new or empty folder")
-    paths, classifier = _inputs(source, classifier_path)
-    return _build(
-        source, paths, classifier, classifier_path, out, _key(source, paths, classifier_path)
-    )
+    return _build(_plan(source, classifier_path), out)
 
 
-def _inputs(source: Path, classifier_path: Path | None) -> tuple[list[Path], object]:
-    """The photos of ``source`` and the classifier (None without one), or the one line
-    on what is wrong."""
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """What a root is made from, and the key that changes when any of it does."""
+
+    source: Path
+    paths: list[Path]
+    classifier_path: Path | None
+    classifier_sha256: str | None
+    key: str
+
+
+def _plan(source: Path, classifier_path: Path | None) -> _Plan:
+    """The photos of ``source`` (or the one line on why there are none) and the key of
+    the root: each photo's path, size and time, the classifier's bytes, this code's
+    version."""
     paths = find_photos(source)
     if not paths:
         raise dataset.DataError(f"{source}: no .jpg, .jpeg, .png or .webp files in it")
-    if classifier_path is None:
-        return paths, None
-    classifier, problem = evaluate.load_classifier(classifier_path)
-    if problem:
-        raise cli.UsageError(f"classifier {classifier_path}: {problem}; give a trained one")
-    return paths, classifier
-
-
-def _key(source: Path, paths: list[Path], classifier_path: Path | None) -> str:
-    """What the root depends on: each photo's path, size and time, the classifier's
-    bytes and this code's version."""
+    sha = hashlib.sha256(classifier_path.read_bytes()).hexdigest() if classifier_path else None
     digest = hashlib.sha256(f"photos v{VERSION}\n".encode())
     for path in paths:
         stat = path.stat()
         digest.update(f"{path.relative_to(source)}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
-    digest.update(_sha256(classifier_path).encode() if classifier_path else b"unlabelled")
-    return digest.hexdigest()
+    digest.update((sha or "unlabelled").encode())
+    return _Plan(source, paths, classifier_path, sha, digest.hexdigest())
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def _classifier(path: Path | None):
+    """The classifier at ``path`` (None for None), or the one line on why it is not one."""
+    if path is None:
+        return None
+    classifier, problem = evaluate.load_classifier(path)
+    if problem:
+        raise cli.UsageError(f"classifier {path}: {problem}; give a trained one")
+    return classifier
 
 
-def _build(
-    source: Path,
-    paths: list[Path],
-    classifier,
-    classifier_path: Path | None,
-    out: Path,
-    key: str,
-) -> str:
-    """The root ``out`` from ``paths``; its one summary line."""
+def _build(plan: _Plan, out: Path) -> str:
+    """The root ``out`` from ``plan``; its one summary line."""
+    classifier = _classifier(plan.classifier_path)  # before the detector's minutes
     from mtcnn import MTCNN  # TensorFlow starts here, not when the module loads
 
-    faces, skipped = faces_in(paths, source, MTCNN(device="CPU:0"))
+    faces, skipped = faces_in(plan.paths, plan.source, MTCNN(device="CPU:0"))
     if not faces:
-        raise dataset.DataError(f"{source}: none of the {len(paths)} photos has a detectable face")
+        raise dataset.DataError(
+            f"{plan.source}: none of the {len(plan.paths)} photos has a detectable face"
+        )
     probabilities = None if classifier is None else pseudo_labels(classifier, faces)
     confidence = {}
     if probabilities is not None:
@@ -263,19 +253,19 @@ def _build(
         confidence = dict(zip(ATTRIBUTES, mean))
     manifest = {
         "version": VERSION,
-        "key": key,
-        "source": str(source.resolve()),
-        "photos": len(paths),
+        "key": plan.key,
+        "source": str(plan.source.resolve()),
+        "photos": len(plan.paths),
         "faces": len(faces),
         "skipped": dict(sorted(skipped.items())),
         "detector": f"mtcnn, most confident face >= {MIN_CONFIDENCE}, aligned to CelebA",
-        "classifier": str(classifier_path.resolve()) if classifier_path else None,
-        "classifier_sha256": _sha256(classifier_path) if classifier_path else None,
+        "classifier": str(plan.classifier_path.resolve()) if plan.classifier_path else None,
+        "classifier_sha256": plan.classifier_sha256,
         "label_confidence": confidence,
     }
     write_root(out, faces, probabilities, manifest)
     counts = dataset.skipped_text(manifest["skipped"])
-    return f"{out}: {len(faces)} faces from {len(paths)} photos; skipped: {counts}"
+    return f"{out}: {len(faces)} faces from {len(plan.paths)} photos; skipped: {counts}"
 
 
 def parser() -> argparse.ArgumentParser:
