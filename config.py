@@ -54,6 +54,7 @@ class RunSettings:
     cond_bn: bool = True  # attribute-conditioned batch normalisation in G (docs/results.md)
     spectral_norm: bool = False  # spectral normalisation of D's layers
     mode_seeking: float = 0.0  # weight of G's mode-seeking term (models.ModeSeeking); 0 = none
+    attr_weight: float = 1.0  # weight of the attribute head's loss in both networks' steps
     conditional: bool = True  # False: --attributes none, both networks blind to attributes
     lr_d: float = 5e-4
     lr_g: float = 5e-4
@@ -73,6 +74,7 @@ class RunSettings:
         "cond_bn",
         "spectral_norm",
         "mode_seeking",
+        "attr_weight",
         "conditional",
     )
 
@@ -126,6 +128,7 @@ class TrainConfig:
     cond_bn: bool | None = None
     spectral_norm: bool | None = None
     mode_seeking: float | None = None
+    attr_weight: float | None = None
     conditional: bool | None = None
     lr: float | None = None  # both learning rates, where lr_d or lr_g is not given
     lr_d: float | None = None

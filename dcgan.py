@@ -171,6 +171,13 @@ def train_parser() -> argparse.ArgumentParser:
         "faces asked for the same attributes are pushed apart, against collapse to one "
         "face per attribute vector; 0 = none (default: 0)",
     )
+    lever(
+        "--attr-weight",
+        type=cli.non_negative_float,
+        metavar="W",
+        help="weight of the attribute head's loss (what D reads off real faces, what G's "
+        f"faces must show) against the face/no-face loss (default: {d.attr_weight:g})",
+    )
     add("--beta1", type=cli.below_one, help=f"Adam beta_1, in [0, 1) (default: {d.beta1})")
     add("--loss", choices=LOSSES, help=f"face/no-face loss of both networks (default: {d.loss})")
     add(

@@ -294,27 +294,31 @@ def compile_models(
     beta1: float,
     loss: str = "bce",
     conditional: bool = True,
+    attr_weight: float = 1.0,
 ) -> None:
     """Two Adams, each with its own learning rate (TTUR, Heusel et al. 2017): one trains
     D (compiled into D too, so that saving D saves its state), one trains G (in G and
     the stacked model, likewise)."""
     d_optimizer = keras.optimizers.Adam(lr_d, beta_1=beta1)
     discriminator.compile(d_optimizer, losses(loss))
-    compile_d_trainer(d_trainer, d_optimizer, loss, conditional)
+    compile_d_trainer(d_trainer, d_optimizer, loss, conditional, attr_weight)
     g_optimizer = keras.optimizers.Adam(lr_g, beta_1=beta1)
     generator.compile(g_optimizer, loss="mse")
-    compile_gan(gan, g_optimizer, discriminator, loss, conditional)
+    compile_gan(gan, g_optimizer, discriminator, loss, conditional, attr_weight)
 
 
-def _weights(names, conditional: bool) -> dict[str, float] | None:
-    """Each loss's weight (None: all 1). Without attributes, the attribute head's and
-    the wrong-attribute pairs' count for nothing: there is nothing to tell apart."""
-    if conditional:
-        return None
-    return {name: float(name in ("face", "mode_seeking")) for name in names}
+def _weights(names, conditional: bool, attr_weight: float) -> dict[str, float]:
+    """Each loss's weight: the attribute head's is ``attr_weight`` (``--attr-weight``),
+    the others' 1. Without attributes, the attribute head's and the wrong-attribute
+    pairs' count for nothing: there is nothing to tell apart."""
+    if not conditional:
+        return {name: float(name in ("face", "mode_seeking")) for name in names}
+    return {name: attr_weight if name == "attributes" else 1.0 for name in names}
 
 
-def compile_d_trainer(d_trainer, optimizer, loss: str = "bce", conditional: bool = True) -> None:
+def compile_d_trainer(
+    d_trainer, optimizer, loss: str = "bce", conditional: bool = True, attr_weight: float = 1.0
+) -> None:
     """Every loss a mean over the batch's rows with sample weights (Keras' default), so
     a real, a generated and a wrong-attribute pair weigh the same in D's loss."""
     chosen = losses(loss)
@@ -326,17 +330,24 @@ def compile_d_trainer(d_trainer, optimizer, loss: str = "bce", conditional: bool
     d_trainer.compile(
         optimizer,
         chosen,
-        loss_weights=_weights(chosen, conditional),
+        loss_weights=_weights(chosen, conditional, attr_weight),
         weighted_metrics=accuracy,
     )
 
 
-def compile_gan(gan, optimizer, discriminator, loss: str = "bce", conditional: bool = True) -> None:
+def compile_gan(
+    gan,
+    optimizer,
+    discriminator,
+    loss: str = "bce",
+    conditional: bool = True,
+    attr_weight: float = 1.0,
+) -> None:
     chosen = losses(loss)
     if "mode_seeking" in gan.output:
         chosen["mode_seeking"] = own_value
     set_trainable(discriminator, False)
-    gan.compile(optimizer, chosen, loss_weights=_weights(chosen, conditional))
+    gan.compile(optimizer, chosen, loss_weights=_weights(chosen, conditional, attr_weight))
     set_trainable(discriminator, True)
 
 

@@ -73,6 +73,7 @@ class Settings(_Shape):
     cond_bn: bool = False
     spectral_norm: bool = False
     mode_seeking: NonNegativeFloat = 0.0
+    attr_weight: NonNegativeFloat = 1.0
     conditional: bool = True
     lr_d: PositiveFloat | None = None
     lr_g: PositiveFloat | None = None

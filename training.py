@@ -256,6 +256,7 @@ class Trainer:
             s.beta1,
             s.loss,
             s.conditional,
+            s.attr_weight,
         )
         self.probe_inputs = make_probes(self.attribute_rows, s.noise_dim, self.seed, s.conditional)
         self.position = (0, 0)
@@ -279,12 +280,15 @@ class Trainer:
                 "named; start a new run (another --out)"
             ) from None
         loss, conditional = self.settings.loss, self.settings.conditional
-        models.compile_d_trainer(self.d_trainer, self.discriminator.optimizer, loss, conditional)
+        weight = self.settings.attr_weight
+        models.compile_d_trainer(
+            self.d_trainer, self.discriminator.optimizer, loss, conditional, weight
+        )
         self.gan = models.build_gan(
             self.generator, self.discriminator, policy, self.settings.mode_seeking
         )
         models.compile_gan(
-            self.gan, self.generator.optimizer, self.discriminator, loss, conditional
+            self.gan, self.generator.optimizer, self.discriminator, loss, conditional, weight
         )
         self.set_learning_rates(self.settings.lr_d, self.settings.lr_g)
         self.position = (state["epoch"], state.get("step", 0))

@@ -226,3 +226,40 @@ def test_without_attributes_neither_network_sees_them_and_their_losses_count_not
     faces = [seeing_g.predict_on_batch(np.concatenate([a, noise], 1)) for a in (one, other)]
     assert not np.allclose(*faces)
     assert not np.allclose(*[seeing_d.predict_on_batch([images, a])["face"] for a in (one, other)])
+
+
+def test_the_attribute_weight_scales_the_attribute_heads_step_and_adds_linearly_in_gs():
+    """--attr-weight W: with plain SGD, D's attribute head (trained by its loss alone)
+    moves W times as far as at W = 1, and G's step is its face step plus W times its
+    attribute step, so the three steps at W = 0, 1, 2 are evenly spaced."""
+    rng = np.random.default_rng(8)
+    d_real, (fakes, asked), g_batch = small_batches(rng)
+    d_batch = dataGens.discriminator_batch(d_real, fakes, asked)
+    head_steps, g_steps = {}, {}
+    keras.utils.set_random_seed(8)
+    generator = models.build_generator(32, noise_dim=8, width=8)
+    discriminator = models.build_discriminator(32, width=8)
+    d_trainer = models.build_d_trainer(discriminator)
+    gan = models.build_gan(generator, discriminator)
+    head = discriminator.get_layer("attribute_head")
+    g_start, d_start = weights(generator), weights(discriminator)
+    for weight in (0.0, 1.0, 2.0):
+        generator.set_weights(g_start)
+        discriminator.set_weights(d_start)
+        models.compile_d_trainer(d_trainer, keras.optimizers.SGD(0.1), attr_weight=weight)
+        models.compile_gan(gan, keras.optimizers.SGD(0.1), discriminator, attr_weight=weight)
+        h0 = weights(head)
+        d_trainer.train_on_batch(d_batch[0], d_batch[1], sample_weight=d_batch[2])
+        head_steps[weight] = [a - b for a, b in zip(weights(head), h0)]
+        discriminator.set_weights(d_start)
+        g0 = [np.array(w) for w in generator.trainable_weights]
+        models.set_trainable(discriminator, False)
+        gan.train_on_batch(*g_batch)
+        models.set_trainable(discriminator, True)
+        g_steps[weight] = [np.array(w) - b for w, b in zip(generator.trainable_weights, g0)]
+    assert not any(np.any(step) for step in head_steps[0.0])
+    for at_two, at_one in zip(head_steps[2.0], head_steps[1.0]):
+        np.testing.assert_allclose(at_two, 2 * at_one, rtol=1e-4, atol=1e-8)
+    assert changed(g_steps[0.0], g_steps[1.0])
+    for zero, one, two in zip(g_steps[0.0], g_steps[1.0], g_steps[2.0]):
+        np.testing.assert_allclose(two - one, one - zero, rtol=1e-3, atol=1e-6)
