@@ -69,6 +69,7 @@ def run(command: list[str], log: Path) -> None:
 
 
 def train_and_evaluate(args: argparse.Namespace) -> None:
+    args.out.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
         for name, flags in args.arm:
             folder = args.out / f"{name}-s{seed}"
