@@ -24,6 +24,10 @@ IMAGE_SIZES = (32, 64, 128)  # 4x4 doubled 3, 4 or 5 times
 LOSSES = ("bce", "hinge")
 ON_DIVERGENCE = ("stop", "rollback")
 ENGINES = ("keras", "compiled")
+# mixed_bfloat16: layers compute in bfloat16, weights and losses stay float32.
+# float16 is left out: it needs loss scaling, which two optimizers shared by the
+# stacked models would each wrap on their own (bfloat16 has float32's range).
+PRECISIONS = ("float32", "mixed_bfloat16")
 MAX_ROLLBACKS = 3
 # Past these the networks or a batch do not fit in memory (24 GB); refused by the flags.
 MAX_BATCH, MAX_NOISE, MAX_WIDTH = 4096, 1024, 256
@@ -55,6 +59,7 @@ class RunSettings:
     spectral_norm: bool = False  # spectral normalisation of D's layers
     mode_seeking: float = 0.0  # weight of G's mode-seeking term (models.ModeSeeking); 0 = none
     attr_weight: float = 1.0  # weight of the attribute head's loss in both networks' steps
+    precision: str = "float32"  # Keras dtype policy the networks compute in (PRECISIONS)
     conditional: bool = True  # False: --attributes none, both networks blind to attributes
     lr_d: float = 5e-4
     lr_g: float = 5e-4
@@ -75,6 +80,7 @@ class RunSettings:
         "spectral_norm",
         "mode_seeking",
         "attr_weight",
+        "precision",
         "conditional",
     )
 
@@ -129,6 +135,7 @@ class TrainConfig:
     spectral_norm: bool | None = None
     mode_seeking: float | None = None
     attr_weight: float | None = None
+    precision: str | None = None
     conditional: bool | None = None
     lr: float | None = None  # both learning rates, where lr_d or lr_g is not given
     lr_d: float | None = None

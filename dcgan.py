@@ -62,6 +62,7 @@ from config import (
     MAX_STEPS_PER_CALL,
     MAX_WIDTH,
     ON_DIVERGENCE,
+    PRECISIONS,
     TrainConfig,
 )
 
@@ -225,6 +226,13 @@ def train_parser() -> argparse.ArgumentParser:
         help="keras: each step as two train_on_batch calls, on any backend; compiled: JAX "
         "only, many steps per compiled call with the weights and images kept on the "
         "device (default: compiled on JAX, keras otherwise)",
+    )
+    speed(
+        "--precision",
+        choices=PRECISIONS,
+        help="mixed_bfloat16: the layers compute in bfloat16 (fast on GPUs and TPUs that "
+        "have it, emulated and slower on most CPUs), the weights and losses in float32 "
+        f"(default: {d.precision})",
     )
     speed(
         "--steps-per-call",

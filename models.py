@@ -22,6 +22,9 @@ training.py's; the compiled JAX version of the step is compiled_step.py.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import numpy as np
 
 import augment
@@ -30,6 +33,20 @@ from config import check_image_size
 from quiet_keras import keras
 
 layers, ops = keras.layers, keras.ops
+
+
+@contextlib.contextmanager
+def precision(policy: str) -> Iterator[None]:
+    """Layers built inside compute in ``policy`` (a Keras dtype policy name, such as
+    "mixed_bfloat16": bfloat16 arithmetic, float32 weights); the layers whose outputs a
+    loss reads or a user sees are built float32 whatever it is. Keras' policy is global,
+    so it is set only while the networks are built."""
+    before = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(before)
 
 
 def _upsamples(image_size: int) -> int:
@@ -63,7 +80,9 @@ def build_generator(
     for filters in channels[1:]:
         x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False)(x)
         x = normalise(x)
-    image = layers.Conv2DTranspose(3, 4, strides=2, padding="same", activation="tanh")(x)
+    image = layers.Conv2DTranspose(
+        3, 4, strides=2, padding="same", activation="tanh", dtype="float32"
+    )(x)
     return keras.Model(given, image, name="generator")
 
 
@@ -215,13 +234,15 @@ def build_discriminator(
         x = normalised(layers.Conv2D(width * 2 ** min(3, i), 4, strides=2, padding="same"))(x)
         x = layers.LeakyReLU(0.2)(x)
     phi = layers.Flatten(name="features")(x)
-    face_logit = layers.Dense(1, name=None if spectral_norm else "face_logit")
+    face_logit = layers.Dense(1, name=None if spectral_norm else "face_logit", dtype="float32")
     logit, projection = (
         normalised(face_logit, "face_logit"),
-        Projection(conditional, name="projection"),
+        Projection(conditional, name="projection", dtype="float32"),
     )
-    face = layers.Add(name="face_score")([logit(phi), projection([phi, attributes])])
-    shown = layers.Dense(NUM_ATTRIBUTES, name="attribute_head")(phi)
+    face = layers.Add(name="face_score", dtype="float32")(
+        [logit(phi), projection([phi, attributes])]
+    )
+    shown = layers.Dense(NUM_ATTRIBUTES, name="attribute_head", dtype="float32")(phi)
     return keras.Model(
         [image, attributes], {"face": face, "attributes": shown}, name="discriminator"
     )
@@ -240,14 +261,14 @@ def build_d_trainer(discriminator: keras.Model, augment_policy: str = "") -> ker
     if augment_policy:
         params = keras.Input((augment.PARAMETERS,), name="augment")
         inputs.append(params)
-        seen = augment.DiffAugment(augment_policy)([image, params])
+        seen = augment.DiffAugment(augment_policy, dtype="float32")([image, params])
     phi = keras.Model(image, discriminator.get_layer("features").output, name="trunk")(seen)
     logit = discriminator.get_layer("face_logit")(phi)
     projection = discriminator.get_layer("projection")
     outputs = {
-        "face": layers.Add(name="face")([logit, projection([phi, attributes])]),
+        "face": layers.Add(name="face", dtype="float32")([logit, projection([phi, attributes])]),
         "attributes": discriminator.get_layer("attribute_head")(phi),
-        "mismatch": layers.Add(name="mismatch")([logit, projection([phi, wrong])]),
+        "mismatch": layers.Add(name="mismatch", dtype="float32")([logit, projection([phi, wrong])]),
     }
     return keras.Model(inputs, outputs, name="d_trainer")
 
@@ -267,10 +288,10 @@ def build_gan(
     images = seen = generator(inputs[0])
     if augment_policy:
         inputs.append(keras.Input((augment.PARAMETERS,), name="augment"))
-        seen = augment.DiffAugment(augment_policy)([images, inputs[1]])
+        seen = augment.DiffAugment(augment_policy, dtype="float32")([images, inputs[1]])
     outputs = dict(discriminator([seen, attributes]))
     if mode_seeking:
-        outputs["mode_seeking"] = ModeSeeking(mode_seeking, name="mode_seeking")(
+        outputs["mode_seeking"] = ModeSeeking(mode_seeking, name="mode_seeking", dtype="float32")(
             [images, inputs[0]]
         )
     return keras.Model(inputs if augment_policy else inputs[0], outputs, name="gan")

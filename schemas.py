@@ -42,7 +42,7 @@ from pydantic import (
 
 from augment import OPERATIONS
 from cli import CommandError
-from config import IMAGE_SIZES, LOSSES
+from config import IMAGE_SIZES, LOSSES, PRECISIONS
 
 # A file name inside one folder: no separators, no "..", nothing hidden.
 FileName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")]
@@ -74,6 +74,7 @@ class Settings(_Shape):
     spectral_norm: bool = False
     mode_seeking: NonNegativeFloat = 0.0
     attr_weight: NonNegativeFloat = 1.0
+    precision: Literal[PRECISIONS] = "float32"
     conditional: bool = True
     lr_d: PositiveFloat | None = None
     lr_g: PositiveFloat | None = None

@@ -237,14 +237,17 @@ class Trainer:
         if self.chief:
             runs.clear_history(self.run_dir)
         keras.utils.set_random_seed(self.seed)
-        self.generator = models.build_generator(
-            s.image_size, s.noise_dim, s.width, s.cond_bn, s.conditional
-        )
-        self.discriminator = models.build_discriminator(
-            s.image_size, s.width, s.spectral_norm, s.conditional
-        )
-        self.d_trainer = models.build_d_trainer(self.discriminator, s.augment)
-        self.gan = models.build_gan(self.generator, self.discriminator, s.augment, s.mode_seeking)
+        with models.precision(s.precision):
+            self.generator = models.build_generator(
+                s.image_size, s.noise_dim, s.width, s.cond_bn, s.conditional
+            )
+            self.discriminator = models.build_discriminator(
+                s.image_size, s.width, s.spectral_norm, s.conditional
+            )
+            self.d_trainer = models.build_d_trainer(self.discriminator, s.augment)
+            self.gan = models.build_gan(
+                self.generator, self.discriminator, s.augment, s.mode_seeking
+            )
         self.average = averaging.GeneratorAverage(self.generator) if s.ema_kimg else None
         models.compile_models(
             self.generator,
@@ -272,20 +275,21 @@ class Trainer:
         if self.settings.ema_kimg:
             self.average = averaging.GeneratorAverage(self.generator, saved.average)
         policy = self.settings.augment
-        try:
-            self.d_trainer = models.build_d_trainer(self.discriminator, policy)
-        except ValueError:
-            raise UsageError(
-                f"{folder}: written by an older dcgan.py whose discriminator layers are not "
-                "named; start a new run (another --out)"
-            ) from None
+        with models.precision(self.settings.precision):  # the layers the two steps add
+            try:
+                self.d_trainer = models.build_d_trainer(self.discriminator, policy)
+            except ValueError:
+                raise UsageError(
+                    f"{folder}: written by an older dcgan.py whose discriminator layers are "
+                    "not named; start a new run (another --out)"
+                ) from None
+            self.gan = models.build_gan(
+                self.generator, self.discriminator, policy, self.settings.mode_seeking
+            )
         loss, conditional = self.settings.loss, self.settings.conditional
         weight = self.settings.attr_weight
         models.compile_d_trainer(
             self.d_trainer, self.discriminator.optimizer, loss, conditional, weight
-        )
-        self.gan = models.build_gan(
-            self.generator, self.discriminator, policy, self.settings.mode_seeking
         )
         models.compile_gan(
             self.gan, self.generator.optimizer, self.discriminator, loss, conditional, weight

@@ -181,10 +181,12 @@ def measure_train(
     during: contextlib.AbstractContextManager | None = None,
     steps_per_call: int = 16,
     devices: int = 1,
+    precision: str = "float32",
 ) -> dict:
     """Real images per second through ``models.train_step`` (one D and one stacked-G
     ``train_on_batch``, as in training), after warm-up steps that trace the train
-    functions. ``lever`` changes one thing, for benchmarks/NOTES.md; ``during`` is
+    functions, the networks computing in ``precision`` (``dcgan.py --precision``).
+    ``lever`` changes one thing, for benchmarks/NOTES.md; ``during`` is
     entered around the steps, warm-up included (step_parts.py's clocks)."""
     import numpy as np
 
@@ -193,19 +195,18 @@ def measure_train(
     import models
     from quiet_keras import keras
 
-    if lever == "bfloat16":
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")
     cache = dataset.build_cache(source, image_size, progress=False)
     real = dataset.CelebaBatches(cache, "train", batch_size, seed=0, flip=True)
     d = DEFAULTS
-    generator = models.build_generator(image_size, noise_dim, width)
-    discriminator = models.build_discriminator(image_size, width)
-    d_trainer = models.build_d_trainer(discriminator)
-    gan = (
-        gan_keeping_images(generator, discriminator, batch_size)
-        if lever == "g-once"
-        else models.build_gan(generator, discriminator)
-    )
+    with models.precision(precision):
+        generator = models.build_generator(image_size, noise_dim, width)
+        discriminator = models.build_discriminator(image_size, width)
+        d_trainer = models.build_d_trainer(discriminator)
+        gan = (
+            gan_keeping_images(generator, discriminator, batch_size)
+            if lever == "g-once"
+            else models.build_gan(generator, discriminator)
+        )
     models.compile_models(generator, discriminator, d_trainer, gan, d.lr_d, d.lr_g, d.beta1)
     if lever == "xla":
         for model in (generator, d_trainer, gan):
@@ -541,8 +542,21 @@ def plan(args: argparse.Namespace) -> dict[str, list[tuple]]:
                 {"ONEDNN_MAX_CPU_ISA": "AVX2"},
                 "ours",
             ),
-            ("lever: mixed bfloat16", "train", dict(textbook, lever="bfloat16"), None, "ours"),
+            (
+                "lever: mixed bfloat16",
+                "train",
+                dict(textbook, precision="mixed_bfloat16"),
+                None,
+                "ours",
+            ),
             (COMPILED, "train", dict(textbook, lever="compiled"), None, "ours"),
+            (
+                f"{COMPILED}, mixed bfloat16",
+                "train",
+                dict(textbook, lever="compiled", precision="mixed_bfloat16"),
+                None,
+                "ours",
+            ),
             (KERAS_IO, "keras-textbook", train, None, "keras-io"),
             (
                 "lever: keras-io loop, NCHW layout",
