@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 from collections import defaultdict
 
@@ -176,3 +177,19 @@ def test_step_parts_clocks_are_taken_off_after_the_steps():
     models.set_trainable(model, True)
     assert len(runs["set_trainable (D's flag)"]) == 1
     assert all(getattr(owner, name) is kept for (owner, name), kept in originals.items())
+
+
+@pytest.mark.skipif(
+    os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow",
+    reason="MirroredStrategy is TensorFlow's; this session's backend is another",
+)
+def test_mirrored_strategy_gives_every_replica_the_whole_batch():
+    """What README says of TensorFlow's MirroredStrategy (multi-device training is
+    JAX-only): around train_on_batch it trains, but each replica repeats the whole
+    batch, so the weights equal one device's bit for bit."""
+    done = run_script("benchmarks/mirrored.py")
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert "replicas: 2; steps: 3 of batch 16" in lines
+    assert "largest weight difference after 3 steps: 0" in lines
+    assert lines[-1] == "each replica trained on the whole batch: nothing was split"
