@@ -87,9 +87,7 @@ def test_a_mixed_precision_checkpoint_generates_faces(mixed_run, tmp_path):
 
 
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
-def test_the_compiled_engine_trains_the_keras_engines_mixed_precision_weights(
-    synth_root, tmp_path
-):
+def test_the_compiled_engine_trains_the_keras_engines_mixed_precision_weights(synth_root, tmp_path):
     """On JAX, in bfloat16: the compiled engine against the Keras engine. bfloat16
     keeps 8 bits of mantissa, so the two compilations' roundings differ by more than in
     float32 (test_engines.py's 1e-5); the bound is set against how far training moves
