@@ -31,7 +31,7 @@ out=${OUT:-gpu-results}
 mkdir -p "$out"
 steps=${STEPS:-200} repeats=${REPEATS:-3} images=${IMAGES:-20000} batches=${BATCHES:-64 256}
 for batch in $batches; do
-  python3 benchmarks/bench.py --only matmul --only levers \
+  python3 benchmarks/bench.py --only matmul --only train --only levers \
     --case "matmul" --case "(width 64)" --case "compiled engine" --case "PyTorch" \
     --batch-size "$batch" --train-steps "$steps" --repeats "$repeats" --images "$images" \
     --data "$out/data" --json "$out/bench-batch$batch.json" 2>&1 | tee "$out/bench-batch$batch.txt"
