@@ -13,6 +13,7 @@ what is wrong instead of raising). A numpy array read back is checked with
 * ``CACHE_MANIFEST``: a data cache's ``manifest.json``;
 * ``PHOTOS_MANIFEST``: the ``photos.json`` of a root made from photos (photos.py);
 * ``REPORT``: the part of evaluate.py's ``report.json`` that other tools read back;
+* ``QUALITY_REPORT``: the larger part of it that benchmarks/quality_ab.py tabulates;
 * ``READY_CARD``: the shipped ready model's ``ready/synthetic.json`` (ready_model.py).
 
 Which file lives where, and what a failure means (rebuild the cache, skip the
@@ -91,9 +92,13 @@ class Settings(_Shape):
         return self
 
 
-class State(BaseModel):
+class _Read(BaseModel):
+    """A part of a larger file: JSON types as written, other keys left alone."""
+
     model_config = ConfigDict(strict=True, extra="ignore")
 
+
+class State(_Read):
     epoch: NonNegativeInt
     step: NonNegativeInt = 0
     settings: Settings
@@ -150,20 +155,47 @@ class CacheManifest(_Shape):
     build_seconds: NonNegativeFloat
 
 
-class ReportSummary(BaseModel):
-    model_config = ConfigDict(strict=True, extra="ignore")
-
+class ReportSummary(_Read):
     generated_accuracy_visible: Fraction
     generated_balanced_visible: Fraction
     real_accuracy_visible: Fraction
     flip_rate: Fraction
 
 
-class Report(BaseModel):
-    model_config = ConfigDict(strict=True, extra="ignore")
-
+class Report(_Read):
     epoch: NonNegativeInt
     summary: ReportSummary
+
+
+class Frechet(_Read):
+    generated: NonNegativeFloat
+    real_baseline: PositiveFloat
+
+
+class Kid(_Read):
+    generated: float  # unbiased: a little below 0 when the sets match
+
+
+class FeatureDistances(_Read):
+    """One feature space's block of ``report.json`` "distances" (evaluate.distances)."""
+
+    frechet: Frechet
+    kid: Kid
+
+
+class Distances(_Read):
+    classifier: FeatureDistances
+    fid_inception: FeatureDistances  # a report without standard FID does not fit
+
+
+class QualitySummary(ReportSummary):
+    diversity_generated_same_attributes: NonNegativeFloat
+    diversity_real_random_pairs: PositiveFloat
+
+
+class QualityReport(_Read):
+    summary: QualitySummary
+    distances: Distances
 
 
 class ReadyCard(_Shape):
@@ -176,6 +208,7 @@ class ReadyCard(_Shape):
 
 STATE = TypeAdapter(State)
 REPORT = TypeAdapter(Report)
+QUALITY_REPORT = TypeAdapter(QualityReport)
 READY_CARD = TypeAdapter(ReadyCard)
 CHECKPOINT_MANIFEST = TypeAdapter(CheckpointManifest)
 CACHE_MANIFEST = TypeAdapter(CacheManifest)

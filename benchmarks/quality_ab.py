@@ -18,7 +18,6 @@ settings without the average (row "ARM, raw") and the average alone.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import subprocess
 import sys
@@ -30,6 +29,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 
 import cli  # the project's, from the path just set
+import schemas
 
 # (column, how to read it off report.json, format)
 COLUMNS = (
@@ -94,11 +94,13 @@ def read_reports(out: Path) -> dict[str, list[dict]]:
         match = REPORT.match(path.parent.name)
         if match is None:
             continue
-        try:
-            report = json.loads(path.read_text())
-            values = {column: read(report) for column, read, _ in COLUMNS}
-        except (ValueError, KeyError, TypeError, ZeroDivisionError) as error:
-            raise cli.CommandError(f"{path}: not an evaluate.py report ({error!r})") from None
+        report, problem = schemas.parse_json(path, schemas.QUALITY_REPORT)
+        if problem is not None:
+            raise cli.CommandError(
+                f"{path}: not an evaluate.py report with standard FID ({problem}); "
+                f"delete its folder and run the A/B again (requirements-fid.txt installed)"
+            )
+        values = {column: read(report) for column, read, _ in COLUMNS}
         name = match["arm"] + (", raw" if match["raw"] else "")
         rows.setdefault(name, []).append({"seed": int(match["seed"]), **values})
     return rows

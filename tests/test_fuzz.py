@@ -211,7 +211,13 @@ def test_an_edited_state_reads_or_names_what_is_wrong(state):
 @FUZZ
 @given(st.one_of(JSON.map(json.dumps).map(str.encode), st.binary(max_size=60)))
 def test_any_content_as_a_metadata_file_reads_or_names_what_is_wrong(content):
-    for schema in (schemas.STATE, schemas.CHECKPOINT_MANIFEST, schemas.CACHE_MANIFEST):
+    for schema in (
+        schemas.STATE,
+        schemas.CHECKPOINT_MANIFEST,
+        schemas.CACHE_MANIFEST,
+        schemas.REPORT,
+        schemas.QUALITY_REPORT,
+    ):
         check_file(content, schema)
 
 

@@ -25,6 +25,7 @@ def fake_report(fid: float, accuracy: float) -> dict:
         "summary": {
             "generated_accuracy_visible": accuracy,
             "generated_balanced_visible": accuracy,
+            "real_accuracy_visible": 0.9,
             "flip_rate": 0.5,
             "diversity_generated_same_attributes": 0.3,
             "diversity_real_random_pairs": 0.6,
@@ -45,10 +46,15 @@ def test_the_table_is_the_mean_and_spread_over_seeds_of_each_arm(tmp_path):
     assert lines[3].startswith("| base, raw | 0 | 40.0 | 2.0 | 10.0 | 20.00 | 50.0 |")
 
 
-def test_a_report_that_is_not_evaluates_is_named(tmp_path):
+def test_a_report_that_is_not_evaluates_is_named_with_its_first_wrong_field(tmp_path):
     (tmp_path / "base-s0-eval").mkdir()
     (tmp_path / "base-s0-eval" / "report.json").write_text('{"summary": {}}')
     with pytest.raises(cli.CommandError, match=r"base-s0-eval/report.json: not an evaluate.py"):
+        quality_ab.read_reports(tmp_path)
+    without_fid = fake_report(10.0, 0.8)
+    without_fid["distances"]["fid_inception"] = {"skipped": "standard FID skipped (--no-fid)"}
+    (tmp_path / "base-s0-eval" / "report.json").write_text(json.dumps(without_fid))
+    with pytest.raises(cli.CommandError, match=r"field distances.fid_inception.frechet"):
         quality_ab.read_reports(tmp_path)
 
 
