@@ -53,12 +53,12 @@ class RunSettings:
     batch_size: int = 64
     beta1: float = 0.5
     seed: int = 0
-    augment: str = ""  # DiffAugment policy (augment.py); "" = none
+    augment: str = "translation,cutout"  # DiffAugment policy (augment.py); "" = none
     ema_kimg: float = 10.0  # half-life of the generator average, thousands of images; 0 = none
     cond_bn: bool = True  # attribute-conditioned batch normalisation in G (docs/results.md)
     spectral_norm: bool = False  # spectral normalisation of D's layers
-    mode_seeking: float = 0.0  # weight of G's mode-seeking term (models.ModeSeeking); 0 = none
-    attr_weight: float = 1.0  # weight of the attribute head's loss in both networks' steps
+    mode_seeking: float = 0.3  # weight of G's mode-seeking term (models.ModeSeeking); 0 = none
+    attr_weight: float = 4.0  # weight of the attribute head's loss in both networks' steps
     precision: str = "float32"  # Keras dtype policy the networks compute in (PRECISIONS)
     conditional: bool = True  # False: --attributes none, both networks blind to attributes
     lr_d: float = 5e-4

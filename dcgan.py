@@ -143,7 +143,7 @@ def train_parser() -> argparse.ArgumentParser:
         "--augment",
         metavar="POLICY",
         help="DiffAugment of every image D sees, real and generated: a comma-separated "
-        f"subset of {','.join(augment.OPERATIONS)}, or none (default: none)",
+        f"subset of {','.join(augment.OPERATIONS)}, or none (default: {d.augment})",
     )
     lever(
         "--ema-kimg",
@@ -170,7 +170,7 @@ def train_parser() -> argparse.ArgumentParser:
         metavar="W",
         help="weight of a mode-seeking term in the generator's loss (MSGAN): pairs of "
         "faces asked for the same attributes are pushed apart, against collapse to one "
-        "face per attribute vector; 0 = none (default: 0)",
+        f"face per attribute vector; 0 = none (default: {d.mode_seeking:g})",
     )
     lever(
         "--attr-weight",

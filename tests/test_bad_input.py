@@ -450,9 +450,10 @@ ARGUMENT_CASES = {
         lambda c, s, t: ["generate", "--checkpoint", str(c), "--count", "20000", "--out", str(t)],
         "argument --count: 20000 is more than 10000",
     ),
-    "resume without the augmentation the run was trained with": (
+    "resume with another augmentation than the run was trained with": (
         lambda c, s, t: [*tiny_run(s, c, 1), "--resume", "--epochs", "2", "--augment", "cutout"],
-        "trained with --augment none, not --augment cutout; pass --augment none or a new --out",
+        "trained with --augment translation,cutout, not --augment cutout; pass --augment "
+        "translation,cutout or a new --out",
     ),
     "resume with another noise size": (
         lambda c, s, t: [*tiny_run(s, c, 1), "--resume", "--epochs", "2", "--noise-dim", "4"],
