@@ -17,7 +17,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from augment import parse_policy
+from augment import AUTO, AUTO_POLICY
+from augment import resolve as resolve_policy
 from cli import UsageError
 
 IMAGE_SIZES = (32, 64, 128)  # 4x4 doubled 3, 4 or 5 times
@@ -53,7 +54,7 @@ class RunSettings:
     batch_size: int = 64
     beta1: float = 0.5
     seed: int = 0
-    augment: str = "translation,cutout"  # DiffAugment policy (augment.py); "" = none
+    augment: str = AUTO_POLICY["photos"]  # DiffAugment policy (augment.py); "" = none
     ema_kimg: float = 10.0  # half-life of the generator average, thousands of images; 0 = none
     cond_bn: bool = True  # attribute-conditioned batch normalisation in G (docs/results.md)
     spectral_norm: bool = False  # spectral normalisation of D's layers
@@ -129,7 +130,7 @@ class TrainConfig:
     batch_size: int | None = None
     beta1: float | None = None
     seed: int | None = None
-    augment: str | None = None
+    augment: str | None = None  # a policy or "auto"; None: auto, or the checkpoint's
     ema_kimg: float | None = None
     cond_bn: bool | None = None
     spectral_norm: bool | None = None
@@ -141,16 +142,20 @@ class TrainConfig:
     lr_d: float | None = None
     lr_g: float | None = None
 
-    def settings(self, saved: dict | None = None, checkpoint: Path | None = None) -> RunSettings:
+    def settings(
+        self, synthetic: bool, saved: dict | None = None, checkpoint: Path | None = None
+    ) -> RunSettings:
         """The run's settings: a new run's from this config and the defaults; a resumed
         run's from its checkpoint's ``saved`` settings, where a value asked for that
         differs is an error naming both (only the learning rates may change). ``saved``
-        is as schemas.STATE reads it: every key there, older versions' filled in."""
+        is as schemas.STATE reads it: every key there, older versions' filled in.
+        ``synthetic``: whether the run trains on the built-in synthetic faces, which
+        ``--augment auto`` goes by."""
         chosen = {}
         for key in RunSettings.FIXED:
             asked = getattr(self, key)
-            if key == "augment" and asked is not None:
-                asked = parse_policy(asked)
+            if key == "augment" and (asked is not None or saved is None):
+                asked = resolve_policy(AUTO if asked is None else asked, synthetic)
             if saved is None:
                 chosen[key] = getattr(DEFAULTS, key) if asked is None else asked
                 continue

@@ -143,7 +143,8 @@ def train_parser() -> argparse.ArgumentParser:
         "--augment",
         metavar="POLICY",
         help="DiffAugment of every image D sees, real and generated: a comma-separated "
-        f"subset of {','.join(augment.OPERATIONS)}, or none (default: {d.augment})",
+        f"subset of {','.join(augment.OPERATIONS)}; none; or auto, the default: "
+        f"{augment.AUTO_POLICY['photos']} on photos, none on the synthetic faces",
     )
     lever(
         "--ema-kimg",

@@ -42,6 +42,8 @@ import figures
 import models
 import parallel
 import runs
+import synth_faces
+from augment import AUTO
 from cli import CommandError, UsageError, writable_folder
 from config import MAX_ROLLBACKS, TrainConfig
 from dataGens import AttributeSampler, DiscriminatorBatches, GeneratorBatches, sample_noise
@@ -199,8 +201,9 @@ class Trainer:
         if self.checkpoint is None:
             runs.refuse_foreign_run(self.run_dir)
         saved = runs.read_state(self.checkpoint)["settings"] if self.checkpoint else None
-        settings = config.settings(saved, self.checkpoint)  # before any data is rendered
         root = data_root(config.data_dir, saved, self.checkpoint)
+        synthetic = synth_faces.is_synthetic(root)
+        settings = config.settings(synthetic, saved, self.checkpoint)
         self.cache = dataset.build_cache(root, settings.image_size)
         self.settings = dataclasses.replace(
             settings,
@@ -208,6 +211,9 @@ class Trainer:
             data_fingerprint=self.cache.manifest["data_fingerprint"],
         )
         print(dataset.summary_line(self.cache), file=sys.stderr)
+        if saved is None and config.augment in (None, AUTO):
+            kind = "synthetic faces" if synthetic else "photos"
+            print(f"--augment auto: {settings.augment or 'none'} on {kind}", file=sys.stderr)
         self.real = dataset.CelebaBatches(
             self.cache, "train", self.settings.batch_size, seed=self.seed, flip=True
         )

@@ -452,8 +452,7 @@ ARGUMENT_CASES = {
     ),
     "resume with another augmentation than the run was trained with": (
         lambda c, s, t: [*tiny_run(s, c, 1), "--resume", "--epochs", "2", "--augment", "cutout"],
-        "trained with --augment translation,cutout, not --augment cutout; pass --augment "
-        "translation,cutout or a new --out",
+        "trained with --augment none, not --augment cutout; pass --augment none or a new --out",
     ),
     "resume with another noise size": (
         lambda c, s, t: [*tiny_run(s, c, 1), "--resume", "--epochs", "2", "--noise-dim", "4"],

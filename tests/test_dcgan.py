@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import run_script, tiny_run
+from conftest import make_official_root, run_script, tiny_run
 from PIL import Image
 
 import checkpoints
@@ -175,6 +175,24 @@ def test_minutes_stops_before_an_epoch_that_would_end_past_the_budget(synth_root
     assert dcgan.main([*tiny_run(synth_root, out, steps=1), "--minutes", "0.001"]) == 0
     assert (out / "checkpoints" / "LATEST").read_text().strip() == "epoch-0001"
     assert "--minutes 0.001: stopping after epoch 1;" in capsys.readouterr().err
+
+
+def test_augment_auto_picks_by_the_data_and_a_resume_keeps_the_choice(synth_root, tmp_path, capsys):
+    """--augment auto, the default: none on the synthetic faces, translation and cutout on
+    photos (a CelebA layout), said on stderr and saved as the run's policy."""
+    photos, _ = make_official_root(tmp_path / "celeba", count=16)
+    (photos / "list_eval_partition.txt").unlink()  # all 16 train: one batch
+    for data, kind, policy in (
+        (synth_root, "synthetic faces", ""),
+        (photos, "photos", "translation,cutout"),
+    ):
+        out = tmp_path / kind.replace(" ", "-")
+        assert dcgan.main([*tiny_run(data, out, 1), "--epochs", "1"]) == 0
+        assert f"--augment auto: {policy or 'none'} on {kind}" in capsys.readouterr().err
+        assert runs.read_state(checkpoints.find(out))["settings"]["augment"] == policy
+        again = [*tiny_run(data, out, 1), "--epochs", "2", "--resume", "--augment", "auto"]
+        assert dcgan.main(again) == 0
+        assert runs.read_state(checkpoints.find(out))["settings"]["augment"] == policy
 
 
 def test_train_takes_a_config_and_trains_what_the_command_line_trains(synth_root, tmp_path):
