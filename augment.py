@@ -49,9 +49,14 @@ def parse_policy(text: str) -> str:
     return ",".join(name for name in OPERATIONS if name in names)
 
 
-def resolve(text: str, synthetic: bool) -> str:
+def asks_auto(text: str | None) -> bool:
+    """Whether ``--augment``'s value (None: not given) leaves the policy to the data."""
+    return text is None or text.strip() == AUTO
+
+
+def resolve(text: str | None, synthetic: bool) -> str:
     """``--augment``'s value as the policy a run keeps: ``auto`` by the data's kind."""
-    if text.strip() == AUTO:
+    if asks_auto(text):
         return AUTO_POLICY["synthetic" if synthetic else "photos"]
     return parse_policy(text)
 

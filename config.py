@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from augment import AUTO, AUTO_POLICY
+from augment import AUTO_POLICY
 from augment import resolve as resolve_policy
 from cli import UsageError
 
@@ -155,7 +155,7 @@ class TrainConfig:
         for key in RunSettings.FIXED:
             asked = getattr(self, key)
             if key == "augment" and (asked is not None or saved is None):
-                asked = resolve_policy(AUTO if asked is None else asked, synthetic)
+                asked = resolve_policy(asked, synthetic)
             if saved is None:
                 chosen[key] = getattr(DEFAULTS, key) if asked is None else asked
                 continue

@@ -43,7 +43,7 @@ import models
 import parallel
 import runs
 import synth_faces
-from augment import AUTO
+from augment import asks_auto
 from cli import CommandError, UsageError, writable_folder
 from config import MAX_ROLLBACKS, TrainConfig
 from dataGens import AttributeSampler, DiscriminatorBatches, GeneratorBatches, sample_noise
@@ -211,7 +211,7 @@ class Trainer:
             data_fingerprint=self.cache.manifest["data_fingerprint"],
         )
         print(dataset.summary_line(self.cache), file=sys.stderr)
-        if saved is None and config.augment in (None, AUTO):
+        if saved is None and asks_auto(config.augment):
             kind = "synthetic faces" if synthetic else "photos"
             print(f"--augment auto: {settings.augment or 'none'} on {kind}", file=sys.stderr)
         self.real = dataset.CelebaBatches(
