@@ -12,10 +12,16 @@ are those of mit-han-lab/data-efficient-gans (``DiffAugment_pytorch.py``):
 * translation: a shift of up to 1/8 of the side in each direction, zero-filled;
 * cutout: a zeroed square of half the side, centred anywhere on the image.
 
+With ``--augment-p P`` under 1, each operation of the policy is applied to each image
+with probability P, independently (as ADA, Karras et al. 2020, gates its operations):
+the discriminator then also sees images as they are, which keeps the generator's faces
+where the real ones are (aligned, whole) while it still cannot memorise them.
+
 Written in ``keras.ops`` so every backend runs it. Its random numbers are not drawn
-here: ``draw`` makes ``PARAMETERS`` uniform floats per image from the caller's numpy
-generator (dataGens.py keys them by seed, epoch and step, so resume stays exact), and
-the models take them as an input (models.py).
+here: ``draw`` makes ``PARAMETERS`` floats per image from the caller's numpy generator
+(dataGens.py keys them by seed, epoch and step, so resume stays exact) - uniform
+parameters, then a 0/1 gate per operation - and the models take them as an input
+(models.py).
 """
 
 from __future__ import annotations
@@ -33,7 +39,8 @@ AUTO = "auto"  # --augment's default: the policy measured best on the run's kind
 # seeds. The synthetic faces: none, as augmenting them cost a third of the images per
 # second and 3.4 points of attribute accuracy in 30 minutes (docs/results.md).
 AUTO_POLICY = {"photos": "translation,cutout", "synthetic": ""}
-PARAMETERS = 7  # brightness, saturation, contrast, shift y, shift x, cutout y, cutout x
+UNIFORMS = 7  # brightness, saturation, contrast, shift y, shift x, cutout y, cutout x
+PARAMETERS = UNIFORMS + len(OPERATIONS)  # then a gate per operation: 1 applies it
 TRANSLATION, CUTOUT = 1 / 8, 1 / 2
 
 
@@ -61,21 +68,26 @@ def resolve(text: str | None, synthetic: bool) -> str:
     return parse_policy(text)
 
 
-def draw(count: int, rng: np.random.Generator) -> np.ndarray:
-    """The random numbers of ``count`` images' augmentations: (count, PARAMETERS)."""
-    return rng.random((count, PARAMETERS), dtype=np.float32)
+def draw(count: int, rng: np.random.Generator, probability: float = 1.0) -> np.ndarray:
+    """The random numbers of ``count`` images' augmentations: (count, PARAMETERS), each
+    operation's gate 1 with ``probability``. At 1 no gate is drawn, so the uniforms are
+    the generator's first draws whatever the probability."""
+    uniforms = rng.random((count, UNIFORMS), dtype=np.float32)
+    gates = np.ones((count, len(OPERATIONS)), np.float32)
+    if probability < 1:
+        gates = (rng.random((count, len(OPERATIONS))) < probability).astype(np.float32)
+    return np.concatenate([uniforms, gates], axis=1)
 
 
 def apply(images, params, policy: str):
     """``images`` (n, h, w, c) in [-1, 1] augmented by ``policy`` with ``params``
-    (n, PARAMETERS) from ``draw``."""
+    (n, PARAMETERS) from ``draw``: each operation of the policy, in ``OPERATIONS``'
+    order, on the images whose gate for it is 1."""
     chosen = policy.split(",") if policy else []
-    if "color" in chosen:
-        images = _color(images, params)
-    if "translation" in chosen:
-        images = _translation(images, params)
-    if "cutout" in chosen:
-        images = _cutout(images, params)
+    for k, (name, operation) in enumerate(zip(OPERATIONS, (_color, _translation, _cutout))):
+        if name in chosen:
+            gate = _per_image(params, UNIFORMS + k) > 0.5
+            images = ops.where(gate, operation(images, params), images)
     return images
 
 

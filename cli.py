@@ -218,6 +218,14 @@ def non_negative_float(text: str) -> float:
     return _not_negative(_number(text))
 
 
+def probability(text: str) -> float:
+    """A probability in (0, 1]."""
+    value = _number(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{value} is not in (0, 1]; give above 0, up to 1")
+    return value
+
+
 def below_one(text: str) -> float:
     """A number in [0, 1), such as Adam's beta1."""
     value = _number(text)

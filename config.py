@@ -55,6 +55,7 @@ class RunSettings:
     beta1: float = 0.5
     seed: int = 0
     augment: str = AUTO_POLICY["photos"]  # DiffAugment policy (augment.py); "" = none
+    augment_p: float = 1.0  # probability of each operation of the policy, per image
     ema_kimg: float = 10.0  # half-life of the generator average, thousands of images; 0 = none
     cond_bn: bool = True  # attribute-conditioned batch normalisation in G (docs/results.md)
     spectral_norm: bool = False  # spectral normalisation of D's layers
@@ -76,6 +77,7 @@ class RunSettings:
         "beta1",
         "seed",
         "augment",
+        "augment_p",
         "ema_kimg",
         "cond_bn",
         "spectral_norm",
@@ -131,6 +133,7 @@ class TrainConfig:
     beta1: float | None = None
     seed: int | None = None
     augment: str | None = None  # a policy or "auto"; None: auto, or the checkpoint's
+    augment_p: float | None = None
     ema_kimg: float | None = None
     cond_bn: bool | None = None
     spectral_norm: bool | None = None

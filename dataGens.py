@@ -111,7 +111,8 @@ class DiscriminatorBatches(keras.utils.PyDataset):
     a multiple of the discriminator's minibatch group, 4) real images are also scored
     against another image's attributes (target 0), so that a real-looking face with the
     wrong attributes is taught to score as fake. With ``augment``, the inputs end with
-    each image's augmentation draws (augment.draw).
+    each image's augmentation draws (augment.draw, each operation gated on with
+    ``augment_p``).
     """
 
     def __init__(
@@ -122,11 +123,13 @@ class DiscriminatorBatches(keras.utils.PyDataset):
         noise_dim: int,
         seed: int = 0,
         augment: bool = False,
+        augment_p: float = 1.0,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.real, self.generator, self.sampler = real, generator, sampler
         self.noise_dim, self.seed, self.augment = noise_dim, seed, augment
+        self.augment_p = augment_p
 
     def __len__(self) -> int:
         return len(self.real)
@@ -151,7 +154,7 @@ class DiscriminatorBatches(keras.utils.PyDataset):
         params = None
         if self.augment:
             draws = np.random.default_rng([self.seed, 3, self.real.epoch, index])
-            params = augment.draw(2 * len(attrs), draws)
+            params = augment.draw(2 * len(attrs), draws, self.augment_p)
         return noise, fake_attrs, half, params
 
     def on_epoch_end(self) -> None:
@@ -224,10 +227,11 @@ def mismatched(attrs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 class GeneratorBatches(keras.utils.PyDataset):
     """Batches for ``gan.train_on_batch``: attribute-noise inputs (with ``augment``,
-    and each image's augmentation draws); targets "face" for every image and, for the
-    attribute head, the attributes each image was asked for. With ``mode_seeking`` the
-    second half of a batch asks for the first half's attributes (models.ModeSeeking
-    compares the pairs), and the "mode_seeking" target is a placeholder."""
+    and each image's augmentation draws, gated on with ``augment_p``); targets "face"
+    for every image and, for the attribute head, the attributes each image was asked
+    for. With ``mode_seeking`` the second half of a batch asks for the first half's
+    attributes (models.ModeSeeking compares the pairs), and the "mode_seeking" target is
+    a placeholder."""
 
     def __init__(
         self,
@@ -237,6 +241,7 @@ class GeneratorBatches(keras.utils.PyDataset):
         noise_dim: int,
         seed: int = 0,
         augment: bool = False,
+        augment_p: float = 1.0,
         mode_seeking: bool = False,
         **kwargs,
     ) -> None:
@@ -248,7 +253,7 @@ class GeneratorBatches(keras.utils.PyDataset):
             )
         self.sampler, self.batch_size, self.steps = sampler, batch_size, steps
         self.noise_dim, self.seed, self.epoch, self.augment = noise_dim, seed, 0, augment
-        self.mode_seeking = mode_seeking
+        self.augment_p, self.mode_seeking = augment_p, mode_seeking
 
     def __len__(self) -> int:
         return self.steps
@@ -262,7 +267,7 @@ class GeneratorBatches(keras.utils.PyDataset):
         inputs = attribute_noise(attrs, self.noise_dim, rng)
         if self.augment:
             draws = np.random.default_rng([self.seed, 4, self.epoch, index])
-            inputs = (inputs, augment.draw(self.batch_size, draws))
+            inputs = (inputs, augment.draw(self.batch_size, draws, self.augment_p))
         targets = {"face": np.full((self.batch_size, 1), REAL, np.float32), "attributes": attrs}
         if self.mode_seeking:
             targets["mode_seeking"] = np.zeros((self.batch_size, 1), np.float32)

@@ -147,6 +147,13 @@ def train_parser() -> argparse.ArgumentParser:
         f"{augment.AUTO_POLICY['photos']} on photos, none on the synthetic faces",
     )
     lever(
+        "--augment-p",
+        type=cli.probability,
+        metavar="P",
+        help="probability that each operation of --augment is applied to an image, drawn "
+        f"per image and operation as ADA does; 1 = always (default: {d.augment_p:g})",
+    )
+    lever(
         "--ema-kimg",
         type=cli.non_negative_float,
         metavar="K",

@@ -70,6 +70,7 @@ class Settings(_Shape):
     beta1: Annotated[float, Field(ge=0, lt=1)]
     seed: Annotated[int, Field(ge=0, lt=2**32)]
     augment: Policy = ""
+    augment_p: Annotated[float, Field(gt=0, le=1)] = 1.0
     ema_kimg: NonNegativeFloat = 0.0
     cond_bn: bool = False
     spectral_norm: bool = False

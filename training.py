@@ -317,7 +317,7 @@ class Trainer:
         s = self.settings
         sampler, augmented = AttributeSampler("dataset", self.attribute_rows), bool(s.augment)
         self.d_batches = DiscriminatorBatches(
-            self.real, self.generator, sampler, s.noise_dim, self.seed, augmented
+            self.real, self.generator, sampler, s.noise_dim, self.seed, augmented, s.augment_p
         )
         self.g_batches = GeneratorBatches(
             sampler,
@@ -326,6 +326,7 @@ class Trainer:
             s.noise_dim,
             self.seed,
             augmented,
+            s.augment_p,
             mode_seeking=bool(s.mode_seeking),
         )
         parts = (self.generator, self.discriminator, self.d_trainer, self.gan)

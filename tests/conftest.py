@@ -77,8 +77,9 @@ def cache_dir(tmp_path_factory) -> Path:
 
 # Every quality lever on at once, for the tests of exact resume and the compiled step.
 EVERY_LEVER = (
-    *("--augment", "color,translation,cutout", "--ema-kimg", "0.1", "--cond-bn"),
-    *("--spectral-norm", "--mode-seeking", "1", "--lr-d", "4e-4", "--lr-g", "1e-4"),
+    *("--augment", "color,translation,cutout", "--augment-p", "0.5", "--ema-kimg", "0.1"),
+    *("--cond-bn", "--spectral-norm", "--mode-seeking", "1", "--attr-weight", "2"),
+    *("--lr-d", "4e-4", "--lr-g", "1e-4"),
 )
 
 

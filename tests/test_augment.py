@@ -51,7 +51,33 @@ def test_color_follows_the_reference_formulas():
 def test_no_policy_leaves_the_images_alone_and_draws_are_per_image():
     images, params = images_and_draws(3)
     np.testing.assert_array_equal(np.asarray(augment.apply(images, params, "")), images)
-    assert params.shape == (6, augment.PARAMETERS) and 0 <= params.min() < params.max() < 1
+    uniforms, gates = params[:, : augment.UNIFORMS], params[:, augment.UNIFORMS :]
+    assert params.shape == (6, augment.PARAMETERS) and 0 <= uniforms.min() < uniforms.max() < 1
+    assert gates.shape == (6, len(augment.OPERATIONS)) and (gates == 1).all()
+
+
+@pytest.mark.parametrize("probability", [0.25, 0.6])
+def test_each_operation_applies_to_each_image_with_the_probability(probability):
+    """ADA's gating: per image and operation, independently; an image whose gates are
+    all 0 is seen as it is, and the uniforms are those drawn at probability 1."""
+    images, _ = images_and_draws(4, count=4000, side=8)
+    params = augment.draw(4000, np.random.default_rng(4))
+    gated = augment.draw(4000, np.random.default_rng(4), probability)
+    np.testing.assert_array_equal(gated[:, : augment.UNIFORMS], params[:, : augment.UNIFORMS])
+    gates = gated[:, augment.UNIFORMS :]
+    assert set(np.unique(gates)) == {0.0, 1.0}
+    # 4,000 draws: the rate within 4 standard deviations, and no link between operations.
+    assert np.abs(gates.mean(axis=0) - probability).max() < 4 * np.sqrt(probability / 4000)
+    both = (gates[:, 1] * gates[:, 2]).mean()
+    assert abs(both - probability**2) < 4 * np.sqrt(probability**2 / 4000)
+    out = np.asarray(augment.apply(images, gated, "translation,cutout"))
+    for k, name in ((1, "translation"), (2, "cutout")):
+        alone = np.asarray(augment.apply(images, params, name))
+        only = (gates[:, k] == 1) & (gates[:, 3 - k] == 0)
+        np.testing.assert_array_equal(out[only], alone[only])
+    untouched = gates[:, 1:].sum(axis=1) == 0
+    assert untouched.any()
+    np.testing.assert_array_equal(out[untouched], images[untouched])
 
 
 def test_policy_is_canonical_and_an_unknown_operation_is_named():

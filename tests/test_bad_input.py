@@ -431,6 +431,10 @@ ARGUMENT_CASES = {
         training("--augment", "color,flip"),
         "--augment color,flip: unknown operation flip; use a comma-separated subset",
     ),
+    "augmentation probability of 0": (
+        training("--augment-p", "0"),
+        "argument --augment-p: 0.0 is not in (0, 1]; give above 0, up to 1",
+    ),
     "negative generator-average half-life": (
         training("--ema-kimg", "-1"),
         "argument --ema-kimg: -1.0 is negative; give 0 or more",
@@ -453,6 +457,10 @@ ARGUMENT_CASES = {
     "resume with another augmentation than the run was trained with": (
         lambda c, s, t: [*tiny_run(s, c, 1), "--resume", "--epochs", "2", "--augment", "cutout"],
         "trained with --augment none, not --augment cutout; pass --augment none or a new --out",
+    ),
+    "resume with another augmentation probability": (
+        lambda c, s, t: [*tiny_run(s, c, 1), "--resume", "--epochs", "2", "--augment-p", "0.5"],
+        "trained with --augment-p 1.0, not --augment-p 0.5; pass --augment-p 1.0 or a new --out",
     ),
     "resume with another noise size": (
         lambda c, s, t: [*tiny_run(s, c, 1), "--resume", "--epochs", "2", "--noise-dim", "4"],
@@ -607,6 +615,10 @@ BAD_STATES = {
     ),
     "beta1 of 1": (setting("beta1", 1.0), "field settings.beta1: Input should be less than 1"),
     "unknown policy": (setting("augment", "flip"), "field settings.augment: String should match"),
+    "probability past 1": (
+        setting("augment_p", 1.5),
+        "field settings.augment_p: Input should be less than or equal to 1",
+    ),
     "a setting from elsewhere": (setting("dropout", 0.5), "field settings.dropout: Extra inputs"),
     "true as 1": (setting("cond_bn", 1), "field settings.cond_bn: Input should be a valid boolean"),
 }
