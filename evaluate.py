@@ -16,6 +16,8 @@
   is what a perfect generator would score.
 * Diversity: mean pairwise pixel distance between faces made for one attribute vector
   with different noise, beside the same figure for random pairs of real faces.
+* Colour noise: the high-frequency part of the faces' chroma (``colour_noise``), beside
+  held-out real faces': colour smears raise it, a photo's slowly varying colour does not.
 * Bias (bias.py): which attributes the generator over- or under-produces against the
   real faces, and the skin-tone spread of its faces beside the real ones'.
 
@@ -35,6 +37,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 import atomic
@@ -59,6 +62,7 @@ MAX_SCORED = 50_000  # generated faces held in memory, as float32, with their fe
 # 6 epochs of the synthetic set, 14 of the 7,200 training faces of the shared real subset.
 CLASSIFIER_STEPS = 750
 HELD_OUT_FRACTION = 0.1  # of the training split, when the data has no test partition
+COLOUR_SIGMA = 1.5  # colour_noise's blur, in pixels of a 64-pixel face (scaled with it)
 
 
 # ------------------------------------------------------------------ classifier
@@ -313,6 +317,19 @@ def diversity(
     return {"generated_same_attributes": float(np.mean(same_attrs)), "real_random_pairs": real}
 
 
+def colour_noise(images: np.ndarray) -> float:
+    """Mean high-frequency chroma of uint8 RGB images, in 8-bit levels: each image's Cr
+    and Cb (YCrCb) minus their Gaussian blur (``COLOUR_SIGMA``), mean absolute value.
+    A photo's colour varies slowly over skin, hair and background (cameras and JPEG
+    keep chroma at low resolution); blotches of colour where it should not change - the
+    colour smears of a GAN that has not learnt them away - raise it."""
+    sigma = COLOUR_SIGMA * images.shape[1] / 64
+    chroma = np.stack([cv2.cvtColor(image, cv2.COLOR_RGB2YCrCb) for image in images])
+    chroma = chroma[..., 1:].astype(np.float32)
+    blurred = np.stack([cv2.GaussianBlur(c, (0, 0), sigma) for c in chroma])
+    return float(np.abs(chroma - blurred).mean())
+
+
 # ------------------------------------------------------------- feature distances
 
 
@@ -428,11 +445,13 @@ def evaluate(
         features.predict(images[: len(reference)], batch_size=256, verbose=0),
         seed,
     )
+    generated_8bit, held_out_8bit = pixels.to_uint8(images), pixels.to_uint8(held_out)
     made_up = bias.report(
         predicted,
         classify(classifier, held_out),
         dataset.frequencies(cache),
-        *(pixels.to_uint8(x) for x in (images, held_out)),
+        generated_8bit,
+        held_out_8bit,
     )
     network, described = inception
     on_inception = {"skipped": described}
@@ -469,6 +488,8 @@ def evaluate(
             "visible_attributes": int(visible.sum()),
             "flip_rate": float(flips.mean()),
             **{f"diversity_{k}": v for k, v in spread.items()},
+            "colour_noise_generated": colour_noise(generated_8bit),
+            "colour_noise_real": colour_noise(held_out_8bit),
         },
         "attributes": per_attribute,
         "distances": {
@@ -560,6 +581,10 @@ def print_table(report: dict) -> None:
         f"diversity (mean RMS pixel distance): same attributes, different noise "
         f"{s['diversity_generated_same_attributes']:.3f}; real random pairs "
         f"{s['diversity_real_random_pairs']:.3f}"
+    )
+    print(
+        f"colour noise (high-frequency chroma, 8-bit levels): generated "
+        f"{s['colour_noise_generated']:.3f}; real held-out {s['colour_noise_real']:.3f}"
     )
     print(f"\n{'distance to real training faces':<40} {'generated':>10} {'real held-out':>14}")
     labels = {"classifier": "classifier features", "fid_inception": "standard Inception"}

@@ -192,6 +192,8 @@ class Distances(_Read):
 class QualitySummary(ReportSummary):
     diversity_generated_same_attributes: NonNegativeFloat
     diversity_real_random_pairs: PositiveFloat
+    colour_noise_generated: NonNegativeFloat | None = None  # None: a report from before it
+    colour_noise_real: PositiveFloat | None = None
 
 
 class QualityReport(_Read):

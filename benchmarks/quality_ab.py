@@ -41,6 +41,7 @@ COLUMNS = (
     ("balanced", lambda r: 100 * r["summary"]["generated_balanced_visible"], "{:.1f}"),
     ("flip", lambda r: 100 * r["summary"]["flip_rate"], "{:.1f}"),
     ("diversity/real", lambda r: _diversity(r["summary"]), "{:.2f}"),
+    ("colour noise/real", lambda r: _colour_noise(r["summary"]), "{:.2f}"),
 )
 REPORT = re.compile(r"(?P<arm>.+)-s(?P<seed>\d+)(?P<raw>-raw)?-eval$")
 
@@ -51,6 +52,13 @@ def _ratio(frechet: dict) -> float:
 
 def _diversity(summary: dict) -> float:
     return summary["diversity_generated_same_attributes"] / summary["diversity_real_random_pairs"]
+
+
+def _colour_noise(summary: dict) -> float | None:
+    """None for a report written before evaluate.py measured it."""
+    if summary["colour_noise_generated"] is None:
+        return None
+    return summary["colour_noise_generated"] / summary["colour_noise_real"]
 
 
 def arm(text: str) -> tuple[str, list[str]]:
@@ -107,12 +115,16 @@ def read_reports(out: Path) -> dict[str, list[dict]]:
 
 
 def table(rows: dict[str, list[dict]]) -> str:
-    """A markdown table: mean ± standard deviation over the seeds of each row."""
+    """A markdown table: mean ± standard deviation over the seeds of each row ("-"
+    where a report lacks the figure)."""
     lines = ["| arm | seeds | " + " | ".join(c for c, _, _ in COLUMNS) + " |"]
     lines.append("| --- | ---: |" + " ---: |" * len(COLUMNS))
     for name, found in rows.items():
         cells = []
         for column, _, form in COLUMNS:
+            if any(row[column] is None for row in found):
+                cells.append("-")
+                continue
             values = np.array([row[column] for row in found], float)
             spread = f" ± {form.format(values.std(ddof=1))}" if len(values) > 1 else ""
             cells.append(form.format(values.mean()) + spread)

@@ -50,6 +50,28 @@ def test_pairwise_distance_is_zero_for_copies_and_matches_a_direct_loop():
     assert evaluate.mean_pairwise_distance(images) == pytest.approx(direct, rel=1e-9)
 
 
+def test_colour_noise_sees_colour_blotches_and_not_smooth_colour_or_grey_texture():
+    """Chroma's high frequencies: none in flat or slowly changing colour, next to none in
+    texture of brightness alone (hair, wrinkles), much in patches of colour."""
+    rng = np.random.default_rng(0)
+    ramp = np.linspace(0.6, 1, 64)[None, None, :, None]  # brighter to the right
+    smooth = np.broadcast_to(np.array([200, 150, 120]) * ramp, (4, 64, 64, 3)).astype(np.uint8)
+    grey = rng.integers(-40, 40, (4, 64, 64, 1))
+    textured = np.clip(smooth.astype(int) + grey, 0, 255).astype(np.uint8)
+    blotched = smooth.copy()
+    for image in blotched:
+        for _ in range(12):
+            y, x = rng.integers(0, 56, 2)
+            image[y : y + 8, x : x + 8] = rng.integers(0, 256, 3)
+    assert evaluate.colour_noise(np.full((2, 64, 64, 3), 90, np.uint8)) == 0
+    assert evaluate.colour_noise(smooth) < 0.5  # the ramp's steps of one 8-bit level
+    assert evaluate.colour_noise(textured) == pytest.approx(evaluate.colour_noise(smooth), abs=0.05)
+    assert evaluate.colour_noise(blotched) > 10 * evaluate.colour_noise(textured)
+    # The blur scales with the side: the same faces at twice the size score alike.
+    doubled = blotched.repeat(2, axis=1).repeat(2, axis=2)
+    assert evaluate.colour_noise(doubled) == pytest.approx(evaluate.colour_noise(blotched), rel=0.1)
+
+
 class IgnoresAttributes:
     """A generator stub whose image depends on the noise only."""
 
@@ -173,6 +195,8 @@ def test_report_json_chart_and_scored_faces(monitored_run, synth_root, tmp_path,
     assert report["distances"]["fid_inception"] == {"skipped": "standard FID skipped (--no-fid)"}
     scored = np.load(out / "generated.npz")
     assert scored["images"].shape == (40, 32, 32, 3) and scored["images"].dtype == np.uint8
+    assert summary["colour_noise_generated"] == evaluate.colour_noise(scored["images"])
+    assert 0 < summary["colour_noise_real"] < summary["colour_noise_generated"]
     assert scored["attributes"].shape == (40, 40)
     assert (out / "attribute_accuracy.png").stat().st_size > 5000
     made = report["bias"]["production"]
@@ -188,6 +212,7 @@ def test_report_json_chart_and_scored_faces(monitored_run, synth_root, tmp_path,
         assert (out / chart).stat().st_size > 5000
     printed = capsys.readouterr().out
     assert "mean, visible" in printed and "Fréchet, classifier features" in printed
+    assert "colour noise (high-frequency chroma, 8-bit levels): generated" in printed
     assert "most over-produced" in printed and "skin tone (ITA bands" in printed
 
 

@@ -29,6 +29,8 @@ def fake_report(fid: float, accuracy: float) -> dict:
             "flip_rate": 0.5,
             "diversity_generated_same_attributes": 0.3,
             "diversity_real_random_pairs": 0.6,
+            "colour_noise_generated": 1.5,
+            "colour_noise_real": 1.0,
         },
     }
 
@@ -42,8 +44,19 @@ def test_the_table_is_the_mean_and_spread_over_seeds_of_each_arm(tmp_path):
     (tmp_path / "base-s0-raw-eval" / "report.json").write_text(json.dumps(fake_report(40, 0.5)))
     lines = quality_ab.table(quality_ab.read_reports(tmp_path)).splitlines()
     assert lines[2].startswith("| base | 0,1,2 | 20.0 ± 10.0 | 2.0 ± 0.0 | 10.0 ± 0.0 |")
-    assert "| 10.00 ± 5.00 | 80.0 ± 0.0 |" in lines[2] and lines[2].endswith("| 0.50 ± 0.00 |")
+    assert "| 10.00 ± 5.00 | 80.0 ± 0.0 |" in lines[2] and lines[2].endswith("| 1.50 ± 0.00 |")
     assert lines[3].startswith("| base, raw | 0 | 40.0 | 2.0 | 10.0 | 20.00 | 50.0 |")
+
+
+def test_a_report_from_before_colour_noise_shows_a_dash_in_its_arm(tmp_path):
+    for seed, measured in enumerate([True, False]):
+        report = fake_report(10.0, 0.8)
+        if not measured:
+            del report["summary"]["colour_noise_generated"], report["summary"]["colour_noise_real"]
+        (tmp_path / f"old-s{seed}-eval").mkdir()
+        (tmp_path / f"old-s{seed}-eval" / "report.json").write_text(json.dumps(report))
+    (line,) = quality_ab.table(quality_ab.read_reports(tmp_path)).splitlines()[2:]
+    assert line.startswith("| old | 0,1 | 10.0 ± 0.0 |") and line.endswith("| 0.50 ± 0.00 | - |")
 
 
 def test_a_report_that_is_not_evaluates_is_named_with_its_first_wrong_field(tmp_path):
